@@ -1,0 +1,159 @@
+"""One validated schema for `params.yaml`.
+
+Every stage calls `load_params()` once at start. An unknown key, a wrong type or an
+out-of-range value raises `ParamsError` whose message names the offending key, e.g.
+
+    params.yaml: weights.quat: Input should be greater than or equal to 0 (got -1)
+
+Usage:
+    from s2hand.config import load_params
+    p = load_params("params.yaml")
+    p.weights.quat, p.data.synthetic.image_size
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenHandParams(Section):
+    """How the open (anny-derived) MANO-format hand is built (docs/hand_model.md)."""
+
+    shape_samples: int = Field(300, ge=20, le=5000)  # anny phenotypes sampled for the shape PCA
+    pose_samples: int = Field(4000, ge=100, le=100000)  # synthetic natural poses for the pose PCA
+
+
+class HandParams(Section):
+    model: Literal["open", "mano"] = "open"
+    mano_path: str = "data/mano/MANO_RIGHT.pkl"  # used when model == mano
+    tip_ids: Literal["code", "smplx"] = "code"  # fingertip vertex ids for real MANO (method.md s2)
+    num_pca_comps: int = Field(30, ge=1, le=45)
+    flat_hand_mean: bool = False
+    open: OpenHandParams = OpenHandParams()
+
+
+class RenderParams(Section):
+    """Differentiable renderer; its resolution is independent of the network input size."""
+
+    size: int = Field(64, ge=16, le=1024)
+    blur_sigma: float = Field(1e-4, gt=0, le=1e-1)  # soft-rasterizer sigma (NDC^2 units)
+    faces_per_pixel: int = Field(4, ge=1, le=32)
+
+
+class SyntheticParams(Section):
+    """The embedded synthetic hand-video dataset (data.name == synthetic)."""
+
+    sequences: int = Field(40, ge=3, le=100000)
+    frames: int = Field(30, ge=2, le=10000)
+    image_size: int = Field(128, ge=32, le=1024)
+    fps: float = Field(30.0, gt=0)
+    val_fraction: float = Field(0.15, ge=0, lt=0.5)
+    test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
+    cut_prob: float = Field(0.25, ge=0, le=1)  # fraction of sequences edited with cuts
+    photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
+    supersample: int = Field(2, ge=1, le=4)  # anti-aliasing factor of the data renderer
+
+
+class DataParams(Section):
+    name: Literal["synthetic", "freihand", "ho3d", "stb", "yt3d"] = "synthetic"
+    raw_dir: str = "data"  # user-supplied archives and files (tracked by data.dvc)
+    synthetic: SyntheticParams = SyntheticParams()
+
+
+class LossWeights(Section):
+    """The paper's thirteen loss weights (method.md s6), paper values as defaults."""
+
+    branch3d: float = Field(1.0, ge=0)  # w3d
+    branch2d: float = Field(0.001, ge=0)  # w2d
+    cons: float = Field(0.0002, ge=0)  # wcons: 2D-3D consistency
+    geo: float = Field(0.001, ge=0)  # wgeo
+    photo: float = Field(0.005, ge=0)  # wphoto
+    regu: float = Field(0.01, ge=0)  # wregu
+    ori: float = Field(100.0, ge=0)  # wori: bone orientation inside E_geo
+    ssim: float = Field(0.2, ge=0)  # wssim inside E_photo
+    tex: float = Field(0.5, ge=0)  # wC: texture regulariser
+    scale: float = Field(10.0, ge=0)  # ws: scale regulariser
+    joint: float = Field(10.0, ge=0)  # wJ: joint-angle regulariser
+    quat: float = Field(0.05, ge=0)  # wquat: S2HAND(V) quaternion loss
+    ts: float = Field(0.01, ge=0)  # wts: S2HAND(V) texture-and-shape loss
+
+
+class MlflowParams(Section):
+    experiment: str = Field("s2hand", min_length=1)
+
+
+class Params(Section):
+    seed: int = Field(0, ge=0)
+    hand: HandParams = HandParams()
+    render: RenderParams = RenderParams()
+    data: DataParams = DataParams()
+    weights: LossWeights = LossWeights()
+    mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> "Params":
+        s = self.data.synthetic
+        if s.val_fraction + s.test_fraction >= 0.9:
+            raise ValueError("data.synthetic: val_fraction + test_fraction must be < 0.9")
+        return self
+
+
+class ParamsError(ValueError):
+    """Raised for any invalid params file; the message names every bad key."""
+
+
+def _format(err: ValidationError, source: str, raw: dict) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not in the schema: check its spelling and section)"
+        got = f" (got {e['input']!r})" if "input" in e and e["type"] != "extra_forbidden" else ""
+        lines.append(f"  {key}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def validate_params(raw: dict, source: str = "params") -> Params:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format(err, source, raw)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file")
+    with path.open() as f:
+        raw = yaml.safe_load(f)
+    return validate_params(raw, str(path))
+
+
+def flatten(params: Params) -> dict[str, object]:
+    """`{"weights.quat": 0.05, ...}`: every leaf, dotted, for logging."""
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value
+
+    walk("", params.model_dump())
+    return out
