@@ -59,7 +59,8 @@ class SyntheticParams(Section):
     val_fraction: float = Field(0.15, ge=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
-    cut_prob: float = Field(0.25, ge=0, le=1)  # fraction of sequences edited with cuts
+    wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
+    wild_frames: int = Field(60, ge=16, le=10000)
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
     supersample: int = Field(2, ge=1, le=4)  # anti-aliasing factor of the data renderer
 

@@ -1,0 +1,1 @@
+"""The embedded synthetic hand-video dataset (see generate.py)."""

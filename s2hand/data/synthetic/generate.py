@@ -1,0 +1,252 @@
+"""The embedded synthetic hand-video dataset: rendered sequences with full 3D ground truth.
+
+Deterministic from (seed, sequence id): each sequence draws from its own random stream, so
+the result does not depend on the number of worker processes.
+
+Per sequence: one hand shape and skin, natural finger motion (s2hand.hand.poses through
+motion.py's eased keyframes with pauses), a moving global rotation and position, changing
+light, a photograph background panning slowly (camera motion), optionally a held object
+occluding the hand (HO-3D-like). "Wild" sequences (the YT-3D stand-in) are edited: 2-3
+shots joined by cuts, wider views; their cut positions are stored.
+
+    meta = generate_dataset(out_dir, "outputs/hand_model/MANO_RIGHT.npz", SyntheticParams(), seed=0)
+
+Layout written (s2hand.data.table): meta.json, {train,val,test,wild}.npz,
+{split}_masks.npy (N, S, S/8 packed hand silhouettes), images/<split>/sXXXX/fXXXX.jpg.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from s2hand.config import SyntheticParams
+from s2hand.data.synthetic import motion, scene
+from s2hand.data.table import FrameTable, save_meta
+from s2hand.hand.keypoints import OPENPOSE_NAMES
+from s2hand.hand.poses import sample_natural_poses
+
+FOCAL_FACTOR = 1.7  # focal length in image widths: a hand 0.5-0.8 m away fills 35-65 % of the frame
+DEPTH_RANGE = (0.5, 0.8)
+_INDEX_MCP, _PINKY_MCP, _MIDDLE_MCP = OPENPOSE_NAMES.index("index1"), OPENPOSE_NAMES.index("pinky1"), OPENPOSE_NAMES.index("middle1")
+PALM = [0, _INDEX_MCP, _MIDDLE_MCP, OPENPOSE_NAMES.index("ring1"), _PINKY_MCP]
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSpec:
+    seq: int
+    split: str
+    n_frames: int
+    wild: bool
+    occluder: bool
+
+
+def plan_sequences(p: SyntheticParams, seed: int) -> list[SequenceSpec]:
+    """Which sequence goes to which split, and which ones have objects; by sequence id."""
+    rng = np.random.default_rng([seed, 10**6])
+    ids = rng.permutation(p.sequences)
+    n_test = int(round(p.sequences * p.test_fraction))
+    n_val = int(round(p.sequences * p.val_fraction))
+    split_of = {int(s): ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, s in enumerate(ids)}
+    occ = rng.random(p.sequences + p.wild_sequences) < p.occluder_prob
+    specs = [SequenceSpec(s, split_of[s], p.frames, False, bool(occ[s])) for s in range(p.sequences)]
+    specs += [
+        SequenceSpec(p.sequences + w, "wild", p.wild_frames, True, bool(occ[p.sequences + w]))
+        for w in range(p.wild_sequences)
+    ]
+    return specs
+
+
+# ----------------------------------------------------------------------------- per process
+_WORKER: dict = {}
+
+
+def _init_worker(hand_model: str, image_size: int, supersample: int, photos: bool, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    from s2hand.hand.layer import HandLayer
+
+    layer = HandLayer.from_file(hand_model, num_pca_comps=45, flat_hand_mean=True).eval()
+    with torch.no_grad():
+        rest = layer(global_orient=torch.zeros(1, 3), hand_pose=torch.zeros(1, 45), betas=torch.zeros(1, 10), pca=False)
+    faces = layer.faces.cpu().numpy()
+    centres = rest.verts[0].numpy()[faces].mean(1)
+    _WORKER.update(layer=layer, faces=faces, centres=centres, size=image_size, ss=supersample,
+                   photos=scene.available_photos() if photos else [], out=Path(out_dir))
+
+
+def _shots(rng: np.random.Generator, n: int, wild: bool) -> list[tuple[int, int]]:
+    if not wild:
+        return [(0, n)]
+    k = int(rng.integers(2, 4))
+    k = max(1, min(k, n // 8))
+    cuts = np.sort(rng.choice(np.arange(8, n - 7), size=k - 1, replace=False)) if k > 1 else []
+    edges = [0, *map(int, cuts), n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _shot_trajectory(rng: np.random.Generator, n: int, fps: float, wild: bool, size: int):
+    """Per-frame finger pose (n,45), global rotation, image-plane centre (n,2), depth (n,), light (n,11)."""
+    times = motion.keyframe_times(rng, n, fps)
+    k = len(times)
+    pauses = motion.pause_mask(rng, k)
+    s = motion.eased_positions(times, n)
+    pose = motion.interpolate_vectors(motion.apply_pauses(sample_natural_poses(rng, k), pauses), s)
+    base = scene.sample_global_rotation(rng, wide=wild)
+    wobble = Rotation.from_rotvec(rng.normal(0, np.deg2rad(18), (k, 3)))
+    rot_keys = wobble * base
+    rot_keys = Rotation.from_quat(motion.apply_pauses(rot_keys.as_quat(canonical=True), pauses))
+    rot = motion.interpolate_rotations(rot_keys, s)
+    centre = motion.interpolate_vectors(motion.apply_pauses(size * (0.5 + rng.normal(0, 0.06, (k, 2))), pauses), s)
+    depth = motion.interpolate_vectors(motion.apply_pauses(rng.uniform(*DEPTH_RANGE, (k, 1)), pauses), s)[:, 0]
+    lights = np.stack([scene.sample_light(rng) for _ in range(2)])
+    light = motion.interpolate_vectors(lights, np.linspace(0, 1, n))
+    light[:, 8:] /= np.linalg.norm(light[:, 8:], axis=1, keepdims=True)
+    return pose, rot, centre, depth, light
+
+
+def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.ndarray]:
+    """Render one sequence's frames to JPEG files; return its ground truth arrays."""
+    from s2hand.render.lighting import lit_face_colors
+    from s2hand.render.painter import render_mesh
+
+    w = _WORKER
+    size, layer, faces = w["size"], w["layer"], w["faces"]
+    rng = np.random.default_rng([seed, spec.seq])
+    n = spec.n_frames
+    beta = np.clip(rng.normal(0, 0.8, 10), -2, 2)
+    albedo = scene.skin_face_colors(rng, len(faces), w["centres"])
+    obj = scene.occluder_mesh(rng) if spec.occluder else None
+
+    pose = np.zeros((n, 45)); rotvec = np.zeros((n, 3)); centre = np.zeros((n, 2)); depth = np.zeros(n)
+    light = np.zeros((n, 11)); K = np.zeros((n, 3, 3)); cut = np.zeros(n, bool); shot_of = np.zeros(n, int)
+    backgrounds = []
+    for i, (a, b) in enumerate(_shots(rng, n, spec.wild)):
+        p, r, c, d, l = _shot_trajectory(rng, b - a, fps, spec.wild, size)
+        pose[a:b], rotvec[a:b], centre[a:b], depth[a:b], light[a:b] = p, r.as_rotvec(), c, d, l
+        K[a:b] = scene.intrinsics(size, FOCAL_FACTOR * (rng.uniform(0.8, 1.2) if spec.wild else 1.0), rng)
+        cut[a] = i > 0
+        shot_of[a:b] = i
+        backgrounds.append((a, b, scene.BackgroundPan(rng, size, w["photos"])))
+
+    with torch.no_grad():
+        out = layer(global_orient=torch.as_tensor(rotvec, dtype=torch.float32),
+                    hand_pose=torch.as_tensor(pose, dtype=torch.float32),
+                    betas=torch.as_tensor(beta, dtype=torch.float32).expand(n, 10), pca=False)
+    verts, joints = out.verts.double().numpy(), out.joints.double().numpy()
+    # place the palm centre at the sampled image point and depth
+    anchor = joints[:, PALM].mean(1)  # (n, 3)
+    ray = np.einsum("nij,nj->ni", np.linalg.inv(K), np.concatenate([centre, np.ones((n, 1))], 1))
+    shift = ray * depth[:, None] - anchor
+    verts += shift[:, None]
+    joints += shift[:, None]
+
+    hand_lit = lit_face_colors(torch.as_tensor(verts), torch.as_tensor(faces), torch.as_tensor(albedo).expand(n, -1, -1),
+                               torch.as_tensor(light)).clamp(0, 1).numpy()
+    if obj is not None:
+        ov, of, ocolor, _ = obj
+        normal = np.cross(joints[:, _INDEX_MCP] - joints[:, 0], joints[:, _PINKY_MCP] - joints[:, 0])
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        radius = np.linalg.norm(ov, axis=1).max()
+        centre3d = joints[:, PALM].mean(1) + normal * (radius + 0.012)
+        R = Rotation.from_rotvec(rotvec).as_matrix()
+        obj_verts = np.einsum("nij,vj->nvi", R, ov) + centre3d[:, None]
+        obj_lit = lit_face_colors(torch.as_tensor(obj_verts), torch.as_tensor(of),
+                                  torch.as_tensor(ocolor).expand(n, len(of), 3), torch.as_tensor(light)).clamp(0, 1).numpy()
+
+    joints2d = np.einsum("nij,nkj->nki", K, joints)
+    joints2d = joints2d[..., :2] / joints2d[..., 2:3]
+    inside = ((joints2d >= 0) & (joints2d < size)).all(-1)
+    visible = inside.copy()
+    masks = np.zeros((n, size, size), bool)
+    images = []
+    for t in range(n):
+        a, b, pan = next(x for x in backgrounds if x[0] <= t < x[1])
+        bg = pan.frame((t - a) / max(1, b - a - 1))
+        if obj is None:
+            img, face_idx = render_mesh(verts[t], faces, hand_lit[t], K[t], size, background=bg, supersample=w["ss"])
+        else:
+            all_v = np.concatenate([verts[t], obj_verts[t]])
+            all_f = np.concatenate([faces, of + len(verts[t])])
+            all_c = np.concatenate([hand_lit[t], obj_lit[t]])
+            img, face_idx = render_mesh(all_v, all_f, all_c, K[t], size, background=bg, supersample=w["ss"])
+        hand = (face_idx >= 0) & (face_idx < len(faces))
+        masks[t] = hand
+        if obj is not None:
+            covered = (face_idx >= len(faces))
+            px = np.clip(np.floor(joints2d[t]).astype(int), 0, size - 1)
+            visible[t] &= ~covered[px[:, 1], px[:, 0]]
+        images.append(img)
+
+    rels = []
+    for t, img in enumerate(images):
+        rel = Path("images") / spec.split / f"s{spec.seq:04d}" / f"f{t:04d}.jpg"
+        path = w["out"] / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
+            raise OSError(f"{path}: could not write image")
+        rels.append(rel.as_posix())
+    return dict(
+        image=np.array(rels), K=K.astype(np.float32), joints3d=joints.astype(np.float32), verts=verts.astype(np.float32),
+        pose=np.concatenate([rotvec, pose], 1).astype(np.float32), shape=np.tile(beta, (n, 1)).astype(np.float32),
+        seq=np.full(n, spec.seq, np.int64), frame=np.arange(n, dtype=np.int64), joints2d=joints2d.astype(np.float32),
+        visible=visible, cut=cut, masks=np.packbits(masks, axis=-1), occluded=np.full(n, spec.occluder),
+    )
+
+
+def _render_task(args: tuple[SequenceSpec, int, float]) -> tuple[SequenceSpec, dict]:
+    spec, seed, fps = args
+    return spec, render_sequence(spec, seed, fps)
+
+
+def generate_dataset(out_dir: str | Path, hand_model: str | Path, p: SyntheticParams, seed: int,
+                     workers: int = 2, progress: bool = True) -> dict:
+    """Render the whole dataset into `out_dir` (which the caller makes atomic); returns meta."""
+    out_dir = Path(out_dir)
+    specs = plan_sequences(p, seed)
+    t0 = time.perf_counter()
+    init = (str(hand_model), p.image_size, p.supersample, p.photo_backgrounds, str(out_dir))
+    tasks = [(s, seed, p.fps) for s in specs]
+    if workers > 1:
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
+            results = list(_progress(pool.imap(_render_task, tasks), len(tasks), progress))
+    else:
+        _init_worker(*init)
+        results = [_render_task(t) for t in _progress(tasks, len(tasks), progress)]
+    elapsed = time.perf_counter() - t0
+
+    splits: dict[str, int] = {}
+    for split in ("train", "val", "test", "wild"):
+        parts = [r for s, r in results if s.split == split]
+        if not parts:
+            continue
+        cat = {k: np.concatenate([r[k] for r in parts]) for k in parts[0]}
+        np.save(out_dir / f"{split}_masks.npy", cat.pop("masks"))
+        np.save(out_dir / f"{split}_occluded.npy", cat.pop("occluded"))
+        FrameTable(**cat).save(out_dir / f"{split}.npz")
+        splits[split] = len(cat["image"])
+    n_frames = sum(splits.values())
+    meta = {
+        "name": "synthetic", "image_size": p.image_size, "fps": p.fps, "splits": splits,
+        "keypoint_order": "openpose", "units": "m", "camera": "opencv",
+        "sequences": {sp: sorted({s.seq for s in specs if s.split == sp}) for sp in splits},
+        "occluded_sequences": sorted(s.seq for s in specs if s.occluder),
+        "render_seconds": round(elapsed, 2), "frames_per_second": round(n_frames / max(elapsed, 1e-9), 2),
+        "workers": workers, "seed": seed, "params": p.model_dump(),
+    }
+    save_meta(out_dir, meta)
+    return meta
+
+
+def _progress(it, total: int, enabled: bool):
+    if not enabled:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, desc="render sequences", unit="seq")
