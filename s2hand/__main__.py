@@ -1,0 +1,3 @@
+from s2hand.cli import main
+
+main()
