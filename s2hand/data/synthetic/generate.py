@@ -32,8 +32,8 @@ from s2hand.data.table import FrameTable, save_meta
 from s2hand.hand.keypoints import OPENPOSE_NAMES
 from s2hand.hand.poses import sample_natural_poses
 
-FOCAL_FACTOR = 1.7  # focal length in image widths: a hand 0.5-0.8 m away fills 35-65 % of the frame
-DEPTH_RANGE = (0.5, 0.8)
+FOCAL_FACTOR = 2.4  # focal length in image widths: a hand 0.55-0.8 m away spans 55-80 % of the frame
+DEPTH_RANGE = (0.55, 0.8)
 _INDEX_MCP, _PINKY_MCP, _MIDDLE_MCP = OPENPOSE_NAMES.index("index1"), OPENPOSE_NAMES.index("pinky1"), OPENPOSE_NAMES.index("middle1")
 PALM = [0, _INDEX_MCP, _MIDDLE_MCP, OPENPOSE_NAMES.index("ring1"), _PINKY_MCP]
 
@@ -96,7 +96,7 @@ def _shot_trajectory(rng: np.random.Generator, n: int, fps: float, wild: bool, s
     k = len(times)
     pauses = motion.pause_mask(rng, k)
     s = motion.eased_positions(times, n)
-    pose = motion.interpolate_vectors(motion.apply_pauses(sample_natural_poses(rng, k), pauses), s)
+    pose = motion.interpolate_vectors(motion.apply_pauses(sample_natural_poses(k, rng), pauses), s)
     base = scene.sample_global_rotation(rng, wide=wild)
     wobble = Rotation.from_rotvec(rng.normal(0, np.deg2rad(18), (k, 3)))
     rot_keys = wobble * base
@@ -169,12 +169,13 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
         a, b, pan = next(x for x in backgrounds if x[0] <= t < x[1])
         bg = pan.frame((t - a) / max(1, b - a - 1))
         if obj is None:
-            img, face_idx = render_mesh(verts[t], faces, hand_lit[t], K[t], size, background=bg, supersample=w["ss"])
+            painted = render_mesh(verts[t], faces, hand_lit[t], K[t], size, background=bg, supersample=w["ss"])
         else:
             all_v = np.concatenate([verts[t], obj_verts[t]])
             all_f = np.concatenate([faces, of + len(verts[t])])
             all_c = np.concatenate([hand_lit[t], obj_lit[t]])
-            img, face_idx = render_mesh(all_v, all_f, all_c, K[t], size, background=bg, supersample=w["ss"])
+            painted = render_mesh(all_v, all_f, all_c, K[t], size, background=bg, supersample=w["ss"])
+        img, face_idx = painted.image, painted.face_index
         hand = (face_idx >= 0) & (face_idx < len(faces))
         masks[t] = hand
         if obj is not None:

@@ -72,6 +72,8 @@ class BackgroundPan:
             self.start = np.array([rng.uniform(0, w - crop), rng.uniform(0, h - crop)])
             self.end = np.clip(self.start + rng.normal(0, 0.15 * crop, 2), 0, [w - crop, h - crop])
             self.gain = rng.uniform(0.6, 1.1)
+            if np.ptp(img.astype(np.int16), axis=2).max() < 8:  # a grey photograph: tint it
+                self.gain = self.gain * rng.uniform(0.55, 1.15, 3)
         else:
             self.img = procedural_background(rng, size * 3)
             self.crop = size * 2
@@ -107,9 +109,9 @@ def sample_light(rng: np.random.Generator) -> np.ndarray:
 
     Direction points from the surface towards the light in camera coordinates (mostly from
     the camera side, z < 0, and from above, y < 0)."""
-    la = rng.uniform(0.35, 0.7)
+    la = rng.uniform(0.35, 0.6)
     ca = np.clip(1 + rng.normal(0, 0.06, 3), 0.8, 1.1)
-    ld = rng.uniform(0.3, 0.7)
+    ld = rng.uniform(0.55, 0.9)
     cd = np.clip(1 + rng.normal(0, 0.06, 3), 0.8, 1.1)
     d = np.array([rng.normal(0, 0.6), rng.uniform(-1.0, 0.2), -rng.uniform(0.4, 1.2)])
     d /= np.linalg.norm(d)
