@@ -80,13 +80,15 @@ def _init_worker(hand_model: str, image_size: int, supersample: int, photos: boo
                    photos=scene.available_photos() if photos else [], out=Path(out_dir))
 
 
-def _shots(rng: np.random.Generator, n: int, wild: bool) -> list[tuple[int, int]]:
-    if not wild:
+def _shots(rng: np.random.Generator, n: int, wild: bool, min_len: int = 8) -> list[tuple[int, int]]:
+    """[(first, end)] frame ranges of the shots; wild sequences get 2-3 shots of >= min_len frames."""
+    k = min(int(rng.integers(2, 4)), n // min_len) if wild else 1
+    if k <= 1:
         return [(0, n)]
-    k = int(rng.integers(2, 4))
-    k = max(1, min(k, n // 8))
-    cuts = np.sort(rng.choice(np.arange(8, n - 7), size=k - 1, replace=False)) if k > 1 else []
-    edges = [0, *map(int, cuts), n]
+    extra = np.floor(rng.dirichlet(np.ones(k)) * (n - k * min_len)).astype(int)
+    lengths = min_len + extra
+    lengths[-1] += n - lengths.sum()
+    edges = np.concatenate([[0], np.cumsum(lengths)]).tolist()
     return list(zip(edges[:-1], edges[1:]))
 
 
