@@ -13,7 +13,7 @@ Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -71,6 +71,62 @@ class DataParams(Section):
     synthetic: SyntheticParams = SyntheticParams()
 
 
+class MediapipeParams(Section):
+    """MediaPipe Hands (s2hand/detect/mediapipe_backend.py explains the derived confidence)."""
+
+    model_complexity: Literal[0, 1] = 1
+    min_detection_confidence: float = Field(0.2, ge=0, le=1)
+    min_presence_confidence: float = Field(0.2, ge=0, le=1)
+    upscale: float = Field(1.0, gt=0, le=8)
+    # paddings (fraction of the image side) tried in turn until a hand is found
+    pad: tuple[Annotated[float, Field(ge=0, le=2)], ...] = Field((0.5, 0.0, 1.0), min_length=1, max_length=6)
+    border_margin: float = Field(0.05, ge=0, le=1)
+    workers: int = Field(2, ge=1, le=64)
+
+
+class OpenposeParams(Section):
+    model_folder: str = "data/openpose/models"  # OpenPose's models/ folder (needs a pyopenpose build)
+    hand: Literal["right", "left", "any"] = "right"
+
+
+class SimulatedDetectorParams(Section):
+    """Noise model of the simulated detector (s2hand/detect/simulated_backend.py)."""
+
+    sigma: float = Field(0.02, ge=0)
+    sigma_hard: float = Field(0.08, ge=0)
+    outlier_prob: float = Field(0.01, ge=0, le=1)
+    conf_max: float = Field(0.9, gt=0, le=1)
+    conf_decay: float = Field(1.2, ge=0)
+    keypoint_miss_prob: float = Field(0.1, ge=0, le=1)
+    frame_miss_prob: float = Field(0.02, ge=0, le=1)
+
+
+class DetectParams(Section):
+    backend: Literal["mediapipe", "openpose", "simulated", "ground_truth"] = "mediapipe"
+    mediapipe: MediapipeParams = MediapipeParams()
+    openpose: OpenposeParams = OpenposeParams()
+    simulated: SimulatedDetectorParams = SimulatedDetectorParams()
+
+
+class FilterParams(Section):
+    """YT-3D filtering: continuous stretches by detected keypoints (s2hand/filter/yt3d_filter.py)."""
+
+    split: str = "wild"  # the split holding in-the-wild videos (yt3d: train)
+    jump_threshold: float = Field(0.35, gt=0)  # keypoint jump / hand size that is a cut
+    min_jump: float = Field(0.12, ge=0)
+    motion_ratio: float | None = Field(4.0, gt=1)  # sudden against the video's own motion; null: off
+    scale_ratio_threshold: float = Field(1.5, ge=1)
+    min_mean_conf: float = Field(0.2, ge=0, le=1)  # frames below: confidence collapse, dropped
+    kp_conf: float = Field(0.1, ge=0, le=1)
+    min_common: int = Field(5, ge=1, le=21)
+    max_gap: int = Field(3, ge=1)
+    lookahead: int = Field(2, ge=0)  # frames looked ahead to tell a one-off glitch from a cut
+    motion_window: int = Field(10, ge=1)
+    min_stretch: int = Field(8, ge=1)  # shorter stretches are dropped
+    min_video_frames: int = Field(1, ge=1)
+    cut_tolerance: int = Field(1, ge=0)  # frames, when scoring detected cuts against known ones
+
+
 class LossWeights(Section):
     """The paper's thirteen loss weights (method.md s6), paper values as defaults."""
 
@@ -98,6 +154,8 @@ class Params(Section):
     hand: HandParams = HandParams()
     render: RenderParams = RenderParams()
     data: DataParams = DataParams()
+    detect: DetectParams = DetectParams()
+    filter: FilterParams = FilterParams()
     weights: LossWeights = LossWeights()
     mlflow: MlflowParams = MlflowParams()
 
