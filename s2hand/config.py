@@ -45,8 +45,10 @@ class RenderParams(Section):
     """Differentiable renderer; its resolution is independent of the network input size."""
 
     size: int = Field(64, ge=16, le=1024)
-    blur_sigma: float = Field(1e-4, gt=0, le=1e-1)  # soft-rasterizer sigma (NDC^2 units)
-    faces_per_pixel: int = Field(4, ge=1, le=32)
+    # soft-rasteriser sigma (NDC^2 units) and faces kept per pixel: 1e-4 / 4 leaves holes in the
+    # silhouette of a dense hand mesh (s2hand/render/renderer.py); 1e-5 / 8 does not
+    blur_sigma: float = Field(1e-5, gt=0, le=1e-1)
+    faces_per_pixel: int = Field(8, ge=1, le=32)
 
 
 class SyntheticParams(Section):

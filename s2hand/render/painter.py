@@ -13,11 +13,15 @@ How: project, drop faces with a vertex at Z <= znear (perspective), optionally c
 does), sort far-to-near by mean Z, and fill each triangle's face id with cv2.fillConvexPoly on a
 canvas `supersample` times larger, at sub-pixel precision (cv2's fixed-point `shift`; cv2 puts
 pixel centres at integers, so canvas x = u * s - 0.5). Colours are looked up by face id and
-area-averaged down to image_size (anti-aliasing); the mask is coverage >= 1/2.
+area-averaged down to image_size (anti-aliasing); the mask is coverage > 1/2.
 
-Accuracy: cv2's fill is conservative (it draws each triangle's outline too), so the silhouette is
-dilated by about half a canvas pixel, i.e. 0.5 / supersample output pixels, against HandRenderer's
-exact edge. Intersecting or cyclically overlapping faces can be mis-ordered (mean-depth sort).
+Accuracy: cv2's fill is conservative (it draws each triangle's outline too), so each triangle is
+dilated by about half a canvas pixel, i.e. about 0.5 / supersample output pixels, against the exact
+edge. Measured against HandRenderer (silhouette > 0.5) on a hand-like mesh of 2,720 faces:
+IoU 0.974 at 64 px and 0.981 at 128 px with supersample 2 (0.995 / 0.998 with 3), mean colour
+difference < 0.01 inside the shared mask. Odd supersample puts a sub-sample on each pixel
+centre, which face_index uses. Intersecting or cyclically overlapping faces can be mis-ordered
+(mean-depth sort).
 
 Throughput: one cv2 call per face, about 1-2 us each plus numpy set-up; see
 `python -m s2hand.render.bench`. `render_many` is a plain loop; parallelise over frames with
