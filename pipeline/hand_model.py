@@ -59,7 +59,7 @@ def _mano_model(params: Params, root: Path) -> dict:
     return model
 
 
-def _summary(model: dict, params: Params, seconds: float) -> dict:
+def _summary(model: dict, params: Params) -> dict:
     info = model["info"]
     summary = {
         "model": params.hand.model,
@@ -70,7 +70,6 @@ def _summary(model: dict, params: Params, seconds: float) -> dict:
         "num_keypoints": 21,
         "tip_vertex_ids": {f: int(i) for f, i in zip(("thumb", "index", "middle", "ring", "pinky"), model["tip_vertex_ids"])},
         "middle_mcp_pip_m": float(np.linalg.norm(model["J"][5] - model["J"][4])),
-        "build_seconds": round(seconds, 2),
     }
     if params.hand.model == "open":
         summary["derivation"] = OPEN_DERIVATION
@@ -161,7 +160,7 @@ def main() -> None:
     with atomic_dir(out_dir) as tmp:
         write_mano_npz(model, tmp / "MANO_RIGHT.npz")
         read_hand_model(tmp / "MANO_RIGHT.npz")  # fails here, not in a later stage
-        write_json(tmp / "hand_model.json", _summary(model, params, seconds))
+        write_json(tmp / "hand_model.json", _summary(model, params))
     log.info("hand model (%s) written to %s in %.1f s", params.hand.model, out_dir, seconds)
     _write_report(out_dir / "MANO_RIGHT.npz", root / REPORT, params.hand.model)
     log.info("report %s", root / REPORT)

@@ -50,3 +50,20 @@ def test_mlflow_run_uses_root_store_name_and_tags(tmp_path, monkeypatch):
     assert r.data.params["data.synthetic.image_size"] == "128"
     assert r.data.metrics["loss"] == 1.5
     assert os.path.isdir(tmp_path / "mlartifacts") or r.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+
+
+def test_save_npz_is_byte_reproducible_and_loadable(tmp_path):
+    import time
+
+    import numpy as np
+
+    from s2hand.io import save_npz
+
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "names": np.array(["x", "yz"])}
+    save_npz(tmp_path / "one.npz", **arrays)
+    time.sleep(2.1)  # zip timestamps have a 2 s resolution
+    save_npz(tmp_path / "two.npz", **arrays)
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    with np.load(tmp_path / "one.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["a"], arrays["a"])
+        assert z["names"].tolist() == ["x", "yz"]

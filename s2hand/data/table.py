@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2hand.io import save_npz
+
 FIELDS = ("image", "K", "joints3d", "verts", "pose", "shape", "seq", "frame", "joints2d", "visible", "cut")
 
 
@@ -77,7 +79,7 @@ class FrameTable:
     def save(self, path: str | Path) -> None:
         arrays = {f: getattr(self, f) for f in FIELDS if getattr(self, f) is not None}
         arrays["image"] = np.asarray(self.image, dtype=str)
-        np.savez(path, **arrays)
+        save_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "FrameTable":

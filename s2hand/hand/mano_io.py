@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from s2hand.io import atomic_file
+from s2hand.io import atomic_file, save_npz
 
 # Fingertip vertex ids on real MANO (method.md s2), order thumb, index, middle, ring, pinky.
 MANO_TIP_IDS = {"code": (744, 320, 443, 555, 672), "smplx": (744, 320, 443, 554, 671)}
@@ -239,7 +239,7 @@ def write_mano_npz(model: dict, path: str | Path) -> None:
     arrays["tip_vertex_ids"] = np.asarray(model["tip_vertex_ids"], dtype=np.int64)
     arrays["source"] = np.array(str(model["source"]))
     with atomic_file(path, "wb") as f:
-        np.savez(f, **arrays)
+        save_npz(f, **arrays)
 
 
 def read_hand_model(path: str | Path) -> dict:

@@ -240,11 +240,11 @@ def generate_dataset(out_dir: str | Path, hand_model: str | Path, p: SyntheticPa
         "keypoint_order": "openpose", "units": "m", "camera": "opencv",
         "sequences": {sp: sorted({s.seq for s in specs if s.split == sp}) for sp in splits},
         "occluded_sequences": sorted(s.seq for s in specs if s.occluder),
-        "render_seconds": round(elapsed, 2), "frames_per_second": round(n_frames / max(elapsed, 1e-9), 2),
-        "workers": workers, "seed": seed, "params": p.model_dump(),
+        "seed": seed, "params": p.model_dump(),
     }
-    save_meta(out_dir, meta)
-    return meta
+    save_meta(out_dir, meta)  # no timings in the output: it must be identical on every run
+    return {**meta, "render_seconds": round(elapsed, 2), "workers": workers,
+            "frames_per_second": round(n_frames / max(elapsed, 1e-9), 2)}
 
 
 def _progress(it, total: int, enabled: bool):
