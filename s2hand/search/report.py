@@ -1,0 +1,156 @@
+"""Markdown tables of the search (supplementary Tables 10-12) and the selected-weights fragment.
+
+Everything is rendered from a SearchResult, which `run_search` rebuilds from the trial log alone
+when given no objective (nothing is rerun):
+
+    result = run_search(plan, None, TrialStore("outputs/search/trials.jsonl"), params.weights.model_dump())
+    Path("reports/weight_search.md").write_text(render_report(result))
+    write_selected_weights("outputs/search/selected_weights.yaml", result)
+
+Apply the selection to the workspace as a DVC experiment (the fragment's header and the report
+carry the exact line, every selected weight as one `-S`):
+    dvc exp run -S weights.branch3d=1.0 -S weights.branch2d=0.001 -S ...
+or copy the `weights:` mapping of selected_weights.yaml over the one in params.yaml.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import yaml
+
+from s2hand.search.plan import SUBLOSSES, WEIGHT_NAMES, effective_weights, weighted_losses
+from s2hand.search.runner import SearchResult, StepResult
+from s2hand.search.store import TrialRecord
+
+
+def fmt(v: float) -> str:
+    """A number YAML 1.1 reads back as a float (1 -> 1.0, 1e-05 -> 1.0e-05)."""
+    s = f"{float(v):.6g}"
+    m, _, e = s.partition("e")
+    if m.lstrip("-").isdigit():  # 1 -> 1.0, 1e-05 -> 1.0e-05: floats, not ints or strings
+        m += ".0"
+    return f"{m}e{e}" if e else m
+
+
+def _g(v: float | None) -> str:
+    """A number in a table."""
+    return "-" if v is None else f"{float(v):.6g}"
+
+
+def _ratio(f: float) -> str:
+    fr = Fraction(f).limit_denominator(100)
+    return str(fr) if abs(float(fr) - f) < 1e-9 else f"{f:g}"
+
+
+def _row(cells: Iterable[str], bold: bool = False) -> str:
+    cells = [f"**{c}**" if bold and c else c for c in cells]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[tuple[list[str], bool]]) -> str:
+    out = [_row(header), "|" + "|".join(["---"] * len(header)) + "|"]
+    out += [_row(cells, bold) for cells, bold in rows]
+    return "\n".join(out)
+
+
+def _active(records: list[TrialRecord]) -> list[str]:
+    """Sub-losses with a nonzero weight in any of the records, in SUBLOSSES order."""
+    return [s for s in SUBLOSSES if any(effective_weights(r.weights)[s] != 0 and s in r.losses for r in records)]
+
+
+def phase1_table(step: StepResult) -> str:
+    """One weight's order-of-magnitude selection, as Tables 11/12: one row per x10 value."""
+    w = step.tuned[0]
+    subs = _active(step.records)
+    header = [w] + [f"φE {s}" for s in subs] + [f"Σ fixed ({' + '.join(step.fixed) or '-'}) ↓", "accuracy error ↓"]
+    rows = []
+    for r in sorted(step.records, key=lambda r: r.weights[w]):
+        wl = weighted_losses(r.weights, r.losses)
+        cells = [_g(r.weights[w])] + [f"{wl[s]:.4g}" for s in subs] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}"]
+        rows.append((cells, r.key == step.best.key))
+    head = f"**{w}** (start {_g(step.start)}, {step.start_rule}); other weights: " + ", ".join(
+        f"{k}={_g(v)}" for k, v in step.best.weights.items() if k != w and v != 0
+    )
+    return head + "\n\n" + _table(header, rows)
+
+
+def phase2_table(step: StepResult) -> str:
+    """One group's grid: one row per cell, the weights' values and the scores."""
+    names = list(step.tuned)
+    header = names + ["Σ weighted losses ↓", "accuracy error ↓"]
+    rows = [([_g(r.weights[n]) for n in names] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}"], r.key == step.best.key)
+            for r in step.records]
+    return f"**group {step.step}** ({len(step.records)} runs)\n\n" + _table(header, rows)
+
+
+def sensitivity_table(result: SearchResult) -> str:
+    """Table 10: ratio of each weight to the selected one, and the scores."""
+    steps = result.phase_steps("sensitivity")
+    if not steps:
+        return ""
+    names = list(result.plan.sensitivity_weights)
+    base = steps[0].best.weights
+    header = names + ["Σ weighted losses ↓", "accuracy error ↓"]
+    rows = []
+    for s in steps:
+        r = s.best
+        cells = [_ratio(r.weights[n] / base[n]) if base[n] else "1" for n in names]
+        rows.append((cells + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}"], False))
+    return _table(header, rows)
+
+
+def summary_table(result: SearchResult) -> str:
+    """Each weight through the search (search scale) and as written to the fragment."""
+    out = result.output_weights()
+    header = ["weight", "phase-1 start", "after phase 1", "selected", "selected_weights.yaml"]
+    rows = [([k, _g(result.initial[k]), _g(result.phase1[k]), _g(result.selected[k]), _g(out[k])], False)
+            for k in WEIGHT_NAMES if k in out]
+    return _table(header, rows)
+
+
+def apply_command(weights: dict[str, float]) -> str:
+    """The one command that applies `weights` to params.yaml and runs the pipeline."""
+    return "dvc exp run " + " ".join(f"-S weights.{k}={fmt(v)}" for k, v in weights.items())
+
+
+def render_report(result: SearchResult) -> str:
+    plan = result.plan
+    n = sum(len(s.records) for s in result.steps)
+    parts = [
+        f"# Loss-weight search ({plan.variant})",
+        f"{n} trials (phase 1: {sum(len(s.records) for s in result.phase_steps('phase1'))}, "
+        f"phase 2: {sum(len(s.records) for s in result.phase_steps('phase2'))}, "
+        f"sensitivity: {len(result.phase_steps('sensitivity'))}). Search scale: geo = {_g(plan.anchor)}; "
+        f"the fragment is rescaled to geo = {_g(plan.output_geo) if plan.output_geo else 'as searched'}. "
+        "Best rows in bold (lowest overfit accuracy error, then loss sum).",
+        "Apply:\n\n```\n" + apply_command(result.output_weights()) + "\n```",
+        "## Selected weights\n\n" + summary_table(result),
+    ]
+    p1 = [s for s in result.phase_steps("phase1") if s.step != "base"]
+    if p1:
+        parts.append("## Phase 1: order of magnitude (as Tables 11, 12)\n\nΣ fixed: weighted losses of the "
+                     "weights already determined, the tuned one excluded.")
+        parts += [phase1_table(s) for s in p1]
+    p2 = result.phase_steps("phase2")
+    if p2:
+        parts.append(f"## Phase 2: divide-and-conquer grid (factors {', '.join(_ratio(f) for f in plan.factors)})")
+        parts += [phase2_table(s) for s in p2]
+    if result.phase_steps("sensitivity"):
+        parts.append("## Sensitivity (as Table 10): ratio to the selected weights\n\n" + sensitivity_table(result))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_selected_weights(path: str | Path, result: SearchResult) -> dict[str, float]:
+    """Write `weights: {...}` (params.yaml fragment) with the apply command in its header."""
+    weights = result.output_weights()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = (
+        f"# Loss weights selected by the {result.plan.variant} grid search (s2hand/search). Apply with:\n"
+        f"#   {apply_command(weights)}\n"
+        "# or copy this mapping over `weights:` in params.yaml.\n"
+    )
+    path.write_text(head + yaml.safe_dump({"weights": weights}, sort_keys=False))
+    return weights
