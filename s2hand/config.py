@@ -151,6 +151,84 @@ class MlflowParams(Section):
     experiment: str = Field("s2hand", min_length=1)
 
 
+class StageSchedule(Section):
+    """One training stage's schedule (method.md s6): Adam(0.9, 0.999), lr multiplied by lr_gamma
+    every lr_step epochs. Paper: pretrain 90 epochs, 1e-3, x0.5 every 30; finetune 60 epochs,
+    2.5e-4, x1/3 every 20; batch 64. The defaults keep that shape with fewer epochs (CPU budget)."""
+
+    epochs: int = Field(ge=0, le=100000)
+    lr: float = Field(gt=0)
+    lr_step: int = Field(ge=1)  # epochs
+    lr_gamma: float = Field(gt=0, le=1)
+    batch_size: int = Field(8, ge=2, le=4096)  # per process; BatchNorm1d needs >= 2
+
+
+class TrainModelParams(Section):
+    """The network (s2hand.nets.S2HandNet). Paper/GPU: b0 (needs encoder_weights), 2 stacks x 256."""
+
+    encoder: Literal["b0", "lite0", "b3"] = "lite0"
+    encoder_init: Literal["imagenet", "random"] = "imagenet"
+    encoder_weights: str | None = None  # local state dict; None: lite0's packaged ImageNet weights
+    color_activation: Literal["sigmoid", "tanh"] = "sigmoid"
+    hg_stacks: int = Field(2, ge=1, le=8)
+    hg_feats: int = Field(64, ge=8, le=1024)
+    hg_modules: int = Field(1, ge=1, le=4)
+    hg_depth: int = Field(3, ge=1, le=6)
+    hg_beta: float = Field(1.0, gt=0)
+
+
+class TrainLossParams(Section):
+    """Paper or released-code variant of each loss (s2hand.losses docstrings)."""
+
+    location: Literal["paper", "code"] = "paper"
+    pixel: Literal["paper", "code"] = "paper"
+    shape: Literal["paper", "code"] = "paper"
+    branch2d: Literal["paper", "code"] = "paper"
+    ssim: bool = True
+
+
+class AugmentParams(Section):
+    """Training-time crop and in-plane rotation; K and keypoints follow (s2hand/train/data.py)."""
+
+    scale: float = Field(0.1, ge=0, lt=1)  # crop side jitter, fraction (uniform +-)
+    shift: float = Field(0.05, ge=0, le=0.5)  # crop centre jitter, fraction of the image side
+    rotation_deg: float = Field(0.0, ge=0, le=180)  # uniform in +- this (released FreiHAND: 180)
+
+
+class TrainRuntimeParams(Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["32", "bf16"] = "bf16"  # bf16 autocast on CUDA only; the CPU runs float32
+    channels_last: bool = True  # CUDA only
+    num_workers: int = Field(0, ge=0, le=64)
+    num_threads: int = Field(0, ge=0, le=256)  # torch CPU threads; 0: torch's default
+    val_every: int = Field(1, ge=1)  # epochs
+    val_batch_size: int = Field(32, ge=1)
+    checkpoint_every: int = Field(25, ge=1)  # steps between resume checkpoints
+    log_every: int = Field(1, ge=1)  # steps between loss logs
+    max_steps: int = Field(0, ge=0)  # stop a stage after this many steps (0: no cap; smoke tests)
+    pictures: int = Field(4, ge=0, le=64)  # validation frames drawn per picture
+
+
+class TrainParams(Section):
+    """Training stages pretrain_2d, pretrain_3d, finetune (s2hand/train, method.md s6)."""
+
+    input_size: int = Field(128, ge=32, le=1024)  # network input side, px (paper 224); multiple of 4
+    min_keypoints: int = Field(1, ge=0, le=21)  # train frames with fewer detected keypoints are left out
+    model: TrainModelParams = TrainModelParams()
+    loss: TrainLossParams = TrainLossParams()
+    augment: AugmentParams = AugmentParams()
+    runtime: TrainRuntimeParams = TrainRuntimeParams()
+    pretrain_2d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
+    pretrain_3d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
+    finetune: StageSchedule = StageSchedule(epochs=2, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3)
+
+    @model_validator(mode="after")
+    def _input_multiple_of_4(self) -> "TrainParams":
+        if self.input_size % 4:
+            raise ValueError(f"train.input_size must be a multiple of 4, got {self.input_size}")
+        return self
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     hand: HandParams = HandParams()
@@ -160,6 +238,7 @@ class Params(Section):
     filter: FilterParams = FilterParams()
     weights: LossWeights = LossWeights()
     mlflow: MlflowParams = MlflowParams()
+    train: TrainParams = TrainParams()
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> "Params":

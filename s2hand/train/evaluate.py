@@ -1,0 +1,100 @@
+"""Validation of a training stage and the mean-pose baseline.
+
+    preds = predict(system, dataset, batch_size=32, device="cpu")   # numpy, whole split
+    m = validation_metrics(preds, dataset.table)    # pa_mpjpe_cm, pa_mpvpe_cm, auc_j, ... 2D errors
+    b = mean_pose_baseline(layer, train_table, val_table)
+
+3D metrics are s2hand.metrics.freihand's (Procrustes-aligned "pa_*" and unaligned), from the 3D
+branch; 2D metrics are mean keypoint distances in input pixels against the ground-truth 2D
+keypoints: "proj_mpjpe_px" for the projected 3D joints, "hg_mpjpe_px" for the 2D branch.
+
+Baseline (what "measurably better" is measured against): one fixed hand for every frame, the
+mean training ground-truth finger pose (45 axis-angle numbers averaged) and mean shape, posed by
+the hand layer and placed with its middle MCP at the frame's ground-truth middle MCP. After
+Procrustes alignment only its articulation and shape matter, so this is the best constant
+prediction of its kind; it uses training ground truth the self-supervised model never sees, so it
+is a conservative bar. "init_*" numbers (the untrained network, hands_mean pose) are logged too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from s2hand.data.table import FrameTable
+from s2hand.hand.layer import HandLayer
+from s2hand.metrics.freihand import evaluate_freihand
+
+from .system import CENTRE_JOINT, S2HandSystem
+
+
+@torch.no_grad()
+def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device | str,
+            branch: str = "all", num_workers: int = 0) -> dict[str, np.ndarray]:
+    """Run the network over a whole (unaugmented) dataset in eval mode -> numpy arrays:
+    joints (N, 21, 3), verts (N, V, 3), j_pro (N, 21, 2) [3D branch], hg (N, 21, 2) [2D branch]."""
+    was_training = system.training
+    system.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    acc: dict[str, list] = {}
+    try:
+        for batch in loader:
+            images = batch["image"].to(device)
+            K = batch["K"].to(device)
+            if system.autocast_dtype is not None and images.is_cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            out = system.run_net(images, branch, ddp=False)
+            if out["pose_pca"] is not None:
+                pred = system.decode(out, K)
+                for k, v in (("joints", pred.joints), ("verts", pred.verts), ("j_pro", pred.j_pro)):
+                    acc.setdefault(k, []).append(v.float().cpu().numpy())
+            if out["kp2d"] is not None:
+                acc.setdefault("hg", []).append(out["kp2d"][-1].float().cpu().numpy())
+    finally:
+        system.train(was_training)
+    return {k: np.concatenate(v) for k, v in acc.items()}
+
+
+def _mpjpe2d(pred: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.linalg.norm(pred - gt, axis=-1).mean())
+
+
+def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d: np.ndarray | None = None
+                       ) -> dict[str, float]:
+    """Metrics of `predict`'s output against the split's ground truth. joints2d (N, 21, 2): ground
+    truth in input pixels (default: the table's, which are in image pixels)."""
+    m: dict[str, float] = {}
+    gt2d = table.joints2d if joints2d is None else joints2d
+    if "joints" in preds and table.joints3d is not None:
+        gt_verts = table.verts if table.verts is not None else table.joints3d
+        pred_verts = preds["verts"] if table.verts is not None else preds["joints"]
+        e = evaluate_freihand(table.joints3d, gt_verts, preds["joints"], pred_verts)
+        m["pa_mpjpe_cm"], m["auc_j"] = e["mpjpe_cm"], e["auc_j"]
+        m["mpjpe_cm_unaligned"] = e["mpjpe_cm_unaligned"]
+        if table.verts is not None:
+            m["pa_mpvpe_cm"], m["auc_v"] = e["mpvpe_cm"], e["auc_v"]
+            m["f5"], m["f15"] = e["f5"], e["f15"]
+            m["mpvpe_cm_unaligned"] = e["mpvpe_cm_unaligned"]
+    if gt2d is not None:
+        if "j_pro" in preds:
+            m["proj_mpjpe_px"] = _mpjpe2d(preds["j_pro"], gt2d)
+        if "hg" in preds:
+            m["hg_mpjpe_px"] = _mpjpe2d(preds["hg"], gt2d)
+    return m
+
+
+@torch.no_grad()
+def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> dict[str, float]:
+    """Metrics of the constant mean-pose, mean-shape hand (module docstring) on `val`."""
+    if train.pose is None or val.joints3d is None:
+        return {}
+    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32)[None]  # (1, 45)
+    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32)[None]
+    hand = layer.to("cpu")(torch.zeros(1, 3), pose45, beta, pca=False)
+    centre = hand.joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]
+    j = (hand.joints - centre)[0].numpy()  # (21, 3)
+    v = (hand.verts - centre)[0].numpy()  # (V, 3)
+    root = val.joints3d[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (N, 1, 3)
+    preds = {"joints": j[None] + root, "verts": v[None] + root}
+    m = validation_metrics(preds, val)
+    return {k: v for k, v in m.items() if not k.endswith("px")}

@@ -1,0 +1,364 @@
+"""The training loop of the three S2HAND stages: resumable, deterministic on the CPU, DDP-capable.
+
+    from s2hand.train import StagePaths, train_stage
+    paths = StagePaths(dataset="outputs/dataset", keypoints="outputs/keypoints",
+                       hand_model="outputs/hand_model/MANO_RIGHT.npz",
+                       model_out="outputs/checkpoints/finetune/model.pt",
+                       resume_dir="outputs/.resume/finetune", pictures_dir="reports/train")
+    summary = train_stage(params, "finetune", paths, init_from={"pretrain_2d": p2d, "pretrain_3d": p3d},
+                          logger=my_logger)
+
+Stages (method.md s6): pretrain_2d trains only the 2D branch (hourglass) with E_2d, pretrain_3d only
+the 3D branch (encoder + heads) with E_3d, each from ImageNet init (the other branch is frozen and
+not run); finetune loads the 3D branch from pretrain_3d's model and the hourglass from
+pretrain_2d's and trains everything with E_S2HAND. Adam (0.9, 0.999), lr = lr0 * gamma **
+(epoch // lr_step), batches of `batch_size` per process; train frames with fewer than
+`train.min_keypoints` detected keypoints are left out (they carry no keypoint signal; E_pixel
+weighs them 0 too).
+
+Resume. Every `checkpoint_every` steps and after every epoch, rank 0 writes
+`resume_dir/last.pt` (network, optimiser, epoch, position in the epoch, step, torch RNG, history,
+a fingerprint of everything the run depends on) atomically. A new call finds it, checks the
+fingerprint (params of the run, world size, the training table and keypoints, init checkpoints;
+a mismatch starts afresh) and continues at the next batch of that epoch. Since the order and the
+augmentation of every sample depend only on (seed, epoch, index) (s2hand.train.data), a resumed
+run takes exactly the steps an uninterrupted one takes (tests/test_train.py checks equal weights).
+On success the final model is written to `model_out` and the resume folder is removed. The
+resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
+stage, which would delete the checkpoint to resume from.
+
+Determinism. The network is built after torch.manual_seed(seed); nothing else draws from torch's
+generators (its state is saved anyway). Same seed, same thread count, same machine: same weights.
+
+Distributed data parallel: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; the process group uses
+NCCL on CUDA, gloo on the CPU; the network is wrapped in DistributedDataParallel; each process
+takes every world-th batch of the epoch's permutation; rank 0 validates, logs and writes
+checkpoints (multi-node runs need `resume_dir` and `model_out` on a shared file system).
+    torchrun --standalone --nproc_per_node=8 -m pipeline.finetune
+    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --master_addr=HOST --master_port=29500 -m pipeline.finetune
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from s2hand.config import Params
+from s2hand.data.table import load_split
+from s2hand.detect.keypoint_file import load_keypoints
+
+from .data import HandFrames, epoch_batches
+from .evaluate import mean_pose_baseline, predict, validation_metrics
+from .pictures import picture_grid, save_png
+from .system import STAGES, S2HandSystem, Stage
+
+log = logging.getLogger("s2hand.train")
+BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}
+INIT_SOURCES = {"pretrain_3d": BRANCH_PREFIXES["3d"], "pretrain_2d": BRANCH_PREFIXES["2d"]}
+
+
+class TrainLogger(Protocol):
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+
+class NullLogger:
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by `interrupt_at_step` (tests simulate a kill with it)."""
+
+
+@dataclasses.dataclass
+class StagePaths:
+    dataset: Path
+    keypoints: Path  # folder with <split>.json
+    hand_model: Path
+    model_out: Path  # final model file
+    resume_dir: Path  # in-progress checkpoint folder (not a DVC out)
+    pictures_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                setattr(self, f.name, Path(v))
+
+
+# ----------------------------------------------------------------------------- distributed
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def pick_device(params: Params, local_rank: int) -> torch.device:
+    d = params.train.runtime.device
+    if d == "cuda" or (d == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path]) -> str:
+    """What a resume checkpoint must agree with: the params the stage reads, world size, inputs."""
+    p = params.model_dump()
+    keys = {"seed": p["seed"], "hand": p["hand"], "render": p["render"], "weights": p["weights"],
+            "train": {k: v for k, v in p["train"].items() if k not in STAGES or k == stage}}
+    keys["train"]["runtime"] = {k: v for k, v in p["train"]["runtime"].items()
+                                if k not in ("num_workers", "val_every", "log_every", "pictures", "checkpoint_every")}
+    blob = json.dumps({"stage": stage, "world": world, "params": keys,
+                       "files": [_file_digest(f) for f in files]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_branch_weights(net: torch.nn.Module, path: Path, prefixes: tuple[str, ...]) -> int:
+    """Copy the tensors whose names start with `prefixes` from a model file into `net`."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)["net"]
+    pick = {k: v for k, v in sd.items() if k.startswith(prefixes)}
+    if not pick:
+        raise ValueError(f"{path}: no weights under {prefixes}")
+    missing = [k for k in net.state_dict() if k.startswith(prefixes) and k not in pick]
+    if missing:
+        raise ValueError(f"{path}: lacks {missing[:3]} (a different network configuration?)")
+    net.load_state_dict(pick, strict=False)
+    return len(pick)
+
+
+def set_trainable(system: S2HandSystem, stage: Stage) -> list[torch.nn.Parameter]:
+    """Freeze what `stage` does not train; return the trained parameters."""
+    prefixes = {"pretrain_2d": BRANCH_PREFIXES["2d"], "pretrain_3d": BRANCH_PREFIXES["3d"],
+                "finetune": BRANCH_PREFIXES["2d"] + BRANCH_PREFIXES["3d"]}[stage]
+    trained = []
+    for name, prm in system.net.named_parameters():
+        prm.requires_grad_(name.startswith(prefixes))
+        if prm.requires_grad:
+            trained.append(prm)
+    return trained
+
+
+# ----------------------------------------------------------------------------- the loop
+def _batch_to(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def _train_rows(conf: np.ndarray, min_keypoints: int) -> np.ndarray:
+    return np.flatnonzero((conf > 0).sum(axis=1) >= min_keypoints)
+
+
+def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict[str, Path] | None = None,
+                logger: TrainLogger | None = None, interrupt_at_step: int | None = None) -> dict:
+    """Train one stage (module docstring); returns a summary (final validation metrics, baseline,
+    timings). Runs as one process or as every process of a torchrun / DDP group."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    tp, rt, sched = params.train, params.train.runtime, getattr(params.train, stage)
+    rank, world, local_rank = distributed_env()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if pick_device(params, local_rank).type == "cuda" else "gloo")
+    main = rank == 0
+    logger = logger if (logger is not None and main) else NullLogger()
+    if rt.num_threads:
+        torch.set_num_threads(rt.num_threads)
+    device = pick_device(params, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    cuda = device.type == "cuda"
+    channels_last = cuda and rt.channels_last
+
+    # data
+    train_table = load_split(paths.dataset, "train")
+    train_kp = load_keypoints(paths.keypoints / "train.json").reorder(train_table.image)
+    rows = _train_rows(train_kp.conf, tp.min_keypoints)
+    train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed)
+    val_table = load_split(paths.dataset, "val")
+    val_kp_path = paths.keypoints / "val.json"
+    val_kp = load_keypoints(val_kp_path).reorder(val_table.image) if val_kp_path.is_file() else None
+    val_ds = HandFrames(val_table, paths.dataset, val_kp, tp.input_size, None, params.seed)
+    src_size = val_ds.read(0).shape[1]
+    val_joints2d = None if val_table.joints2d is None else val_table.joints2d * (tp.input_size / src_size)
+    steps_per_epoch = len(rows) // (sched.batch_size * world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(rows)} usable training frames cannot fill one batch of {sched.batch_size} "
+                         f"x {world} processes")
+
+    # model
+    torch.manual_seed(params.seed)
+    system = S2HandSystem.from_params(params, paths.hand_model)
+    init_files: list[Path] = []
+    if stage == "finetune":
+        for source, prefixes in INIT_SOURCES.items():
+            path = (init_from or {}).get(source)
+            if path is None:
+                raise ValueError(f"finetune needs init_from[{source!r}] (that stage's model file)")
+            n = load_branch_weights(system.net, Path(path), prefixes)
+            init_files.append(Path(path))
+            log.info("finetune: %d tensors from %s", n, path)
+    system.to(device)
+    if channels_last:
+        system.net.to(memory_format=torch.channels_last)
+    if cuda and rt.precision == "bf16":
+        system.autocast_dtype = torch.bfloat16
+    trained = set_trainable(system, stage)
+    optimizer = torch.optim.Adam(trained, lr=sched.lr, betas=(0.9, 0.999))
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        system.ddp = DDP(system.net, device_ids=[device.index] if cuda else None, find_unused_parameters=True)
+
+    # resume
+    fingerprint = run_fingerprint(params, stage, world, [paths.dataset / "train.npz",
+                                                         paths.keypoints / "train.json", *init_files])
+    ckpt_path = paths.resume_dir / "last.pt"
+    epoch, batch_in_epoch, step, history = 0, 0, 0, []
+    resumed = False
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("fingerprint") == fingerprint:
+            system.net.load_state_dict(ck["net"])
+            optimizer.load_state_dict(ck["optimizer"])
+            epoch, batch_in_epoch, step, history = ck["epoch"], ck["batch"], ck["step"], ck["history"]
+            torch.set_rng_state(ck["torch_rng"])
+            resumed = True
+            log.info("%s: resumed from %s at epoch %d, batch %d, step %d", stage, ckpt_path, epoch, batch_in_epoch, step)
+        else:
+            log.warning("%s: %s belongs to another run (fingerprint differs); starting afresh", stage, ckpt_path)
+    if world > 1:
+        dist.barrier()
+
+    def checkpoint(next_epoch: int, next_batch: int) -> None:
+        if main:
+            save_atomic({"net": system.net.state_dict(), "optimizer": optimizer.state_dict(),
+                         "epoch": next_epoch, "batch": next_batch, "step": step, "history": history,
+                         "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "stage": stage}, ckpt_path)
+
+    def validate() -> dict[str, float]:
+        branch = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all"}[stage]
+        preds = predict(system, val_ds, rt.val_batch_size, device, branch=branch, num_workers=rt.num_workers)
+        return validation_metrics(preds, val_table, val_joints2d)
+
+    baseline = mean_pose_baseline(system.layer, train_table, val_table) if main else {}
+    if main and not resumed:
+        logger.log_metrics({f"baseline/{k}": v for k, v in baseline.items()}, step=0)
+        init_metrics = validate()
+        history.append({"epoch": 0, "step": 0, **init_metrics})
+        logger.log_metrics({f"val/{k}": v for k, v in init_metrics.items()}, step=0)
+        log.info("%s: before training %s; mean-pose baseline %s", stage, _fmt(init_metrics), _fmt(baseline))
+
+    # train
+    max_steps = rt.max_steps or None
+    t_start, images_seen, t_train = time.perf_counter(), 0, 0.0
+    system.train()
+    done = max_steps is not None and step >= max_steps
+    while epoch < sched.epochs and not done:
+        lr = sched.lr * sched.lr_gamma ** (epoch // sched.lr_step)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        batches = epoch_batches(len(train_ds), sched.batch_size, params.seed, epoch, rank, world, subset=rows)
+        loader = DataLoader(train_ds, batch_sampler=batches[batch_in_epoch:], num_workers=rt.num_workers,
+                            pin_memory=cuda, persistent_workers=False)
+        for batch in loader:
+            t0 = time.perf_counter()
+            batch = _batch_to(batch, device, channels_last)
+            total, parts, terms = system.training_loss(batch, stage)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            t_train += time.perf_counter() - t0
+            images_seen += len(batch["image"]) * world
+            step += 1
+            batch_in_epoch += 1
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"{stage}: non-finite loss at step {step}: "
+                                         f"{ {k: float(v) for k, v in terms.items()} }")
+            if step % rt.log_every == 0:
+                m = {"train/total": float(total.detach()), "train/lr": lr, "train/epoch": epoch}
+                m.update({f"train/{k}": float(v.detach()) for k, v in terms.items()})
+                m.update({f"train/weighted_{k}": float(v.detach()) for k, v in parts.items()})
+                logger.log_metrics(m, step=step)
+            if step % rt.checkpoint_every == 0:
+                checkpoint(epoch, batch_in_epoch)
+            if interrupt_at_step is not None and step == interrupt_at_step:
+                raise TrainingInterrupted(f"interrupted at step {step}")
+            if max_steps is not None and step >= max_steps:
+                done = True
+                break
+        finished_epoch = batch_in_epoch >= len(batches)
+        if finished_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+        if main and (epoch % rt.val_every == 0 or epoch == sched.epochs or done):
+            vm = validate()
+            history.append({"epoch": epoch, "step": step, **vm})
+            logger.log_metrics({f"val/{k}": v for k, v in vm.items()}, step=step)
+            log.info("%s: epoch %d step %d lr %.2e: %s", stage, epoch, step, lr, _fmt(vm))
+        checkpoint(epoch, batch_in_epoch)
+        if world > 1:
+            dist.barrier()
+
+    # finish
+    summary: dict = {}
+    if main:
+        final = next((h for h in reversed(history) if h["step"] == step), None)
+        if final is None:
+            final = {"epoch": epoch, "step": step, **validate()}
+            history.append(final)
+        paths.model_out.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic({"net": system.net.state_dict(), "stage": stage, "step": step,
+                     "train": tp.model_dump(), "hand": params.hand.model_dump(), "seed": params.seed},
+                    paths.model_out)
+        logger.log_artifact(paths.model_out, "checkpoint")
+        if paths.pictures_dir is not None and rt.pictures > 0:
+            idx = np.linspace(0, len(val_ds) - 1, min(rt.pictures, len(val_ds))).round().astype(int)
+            png = save_png(picture_grid(system, val_ds, idx, device), paths.pictures_dir / f"{stage}.png")
+            logger.log_artifact(png, "pictures")
+        seconds = time.perf_counter() - t_start
+        summary = {
+            "stage": stage, "steps": step, "epochs": epoch, "train_frames": int(len(rows)), "world_size": world,
+            "train_seconds": round(seconds, 2),
+            "images_per_second": round(images_seen / t_train, 2) if t_train > 0 else None,
+            "resumed": resumed, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
+            "baseline_mean_pose": baseline, "history": history,
+        }
+        shutil.rmtree(paths.resume_dir, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+    return summary
+
+
+def _fmt(m: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float) and k in
+                     ("pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"))

@@ -1,0 +1,169 @@
+"""The assembled S2HAND training model: network + hand layer + camera + renderer + loss terms.
+
+    system = S2HandSystem.from_params(params, "outputs/hand_model/MANO_RIGHT.npz")
+    total, parts, terms = system.training_loss(batch, "finetune")   # batch from s2hand.train.data
+    pred = system.predict(images, K)                                # inference: 3D branch only
+
+Stages (method.md s6): "pretrain_2d" trains the 2D branch with E_2d; "pretrain_3d" the 3D branch
+with E_3d = wgeo E_geo + wphoto E_photo + wregu E_regu; "finetune" everything with E_S2HAND (eq. 1,
+adding E_2d and E_cons). `terms` holds the unweighted terms, `parts` the weighted ones
+(s2hand.losses.total), sum(parts) == total.
+
+Camera composition (method.md s2: M = s M0 R + T). The hand layer poses the mean-shifted MANO
+mesh with global_orient = R (axis-angle; smplx turns it about the wrist joint) and the finger pose
+theta (PCA) and shape beta; the result is re-centred on the middle-finger MCP joint (keypoint 9,
+the released code's manopth centre_idx=9), scaled by |s| and moved by T:
+    M = |s| (M_layer - J_layer[9]) + T,   J = |s| (J_layer - J_layer[9]) + T     (metres, OpenCV camera)
+so T is the camera-space position of the middle MCP and s scales about it (the released code
+also takes |s|). The heads start at s = 0.95, T = (0, 0, 0.65) and R = init_rot = 120 degrees about
+(1, 1, 1)/sqrt(3) (s2hand.nets.heads: fingers image-up, palm towards the camera, thumb right for
+this layer's v_cam = R v convention): the initial hand is centred in the image, 65 cm away.
+Projection j_pro = camera.project(J, K) with the batch's K (input pixels).
+
+Photometric terms compare the input resized (bilinear, anti-aliased) to the render size with the
+rendering. The renderer draws on a black background so that E_SSIM's paper form 1 - SSIM(I S_re,
+I_re) compares like with like outside the hand (I S_re is black there too); E_pixel only looks
+inside the silhouette. Precision: with bf16 autocast (CUDA) only the network runs in bf16; the
+hand layer, renderer and losses run in float32.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from s2hand.config import LossWeights, Params, TrainLossParams
+from s2hand.hand.layer import HandLayer
+from s2hand.losses import (
+    bone_orientation_loss,
+    branch2d_loss,
+    consistency_loss,
+    joint_angle_loss,
+    location_loss,
+    pixel_loss,
+    s2hand_loss,
+    scale_loss,
+    shape_loss,
+    ssim_loss,
+    texture_loss,
+)
+from s2hand.nets import S2HandNet, axis_angle_facing_camera
+from s2hand.render import HandRenderer, RenderOutput, project
+
+Stage = Literal["pretrain_2d", "pretrain_3d", "finetune"]
+STAGES: tuple[Stage, ...] = ("pretrain_2d", "pretrain_3d", "finetune")
+STAGE_BRANCH = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all"}
+CENTRE_JOINT = 9  # middle-finger MCP (OpenPose order)
+
+
+class HandPrediction(NamedTuple):
+    verts: Tensor  # (B, V, 3) camera space, metres
+    joints: Tensor  # (B, 21, 3) camera space, metres, OpenPose order
+    full_pose: Tensor  # (B, 48) global R + 45 finger axis-angle
+    j_pro: Tensor  # (B, 21, 2) projected joints, input px
+
+
+def build_net(params: Params, num_faces: int) -> S2HandNet:
+    m = params.train.model
+    return S2HandNet(m.encoder, m.encoder_init, m.encoder_weights, num_faces=num_faces,
+                     num_pose=params.hand.num_pca_comps, num_shape=10, init_rot=axis_angle_facing_camera(),
+                     color_activation=m.color_activation, use_2d_branch=True, hg_stacks=m.hg_stacks,
+                     hg_feats=m.hg_feats, hg_modules=m.hg_modules, hg_depth=m.hg_depth, hg_beta=m.hg_beta)
+
+
+class S2HandSystem(nn.Module):
+    """Network + hand layer + renderer; loss terms of each stage (module docstring)."""
+
+    def __init__(self, net: S2HandNet, layer: HandLayer, renderer: HandRenderer, weights: LossWeights,
+                 loss: TrainLossParams, input_size: int):
+        super().__init__()
+        self.net = net
+        self.layer = layer
+        self.renderer = renderer
+        self.weights = weights
+        self.loss_cfg = loss
+        self.input_size = int(input_size)
+        self.autocast_dtype: torch.dtype | None = None  # set to torch.bfloat16 for CUDA autocast
+        self.ddp: nn.Module | None = None  # DistributedDataParallel(net) when training with DDP
+
+    @classmethod
+    def from_params(cls, params: Params, hand_model: str | Path) -> "S2HandSystem":
+        layer = HandLayer.from_file(hand_model, params.hand.num_pca_comps, params.hand.flat_hand_mean)
+        net = build_net(params, int(layer.faces.shape[0]))
+        r = params.render
+        renderer = HandRenderer(layer.faces, r.size, params.train.input_size, blur_sigma=r.blur_sigma,
+                                faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0))
+        return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size)
+
+    # ----------------------------------------------------------------------------- forward
+    def run_net(self, images: Tensor, branch: str, ddp: bool = True) -> dict:
+        """The network (through its DDP wrapper if any and `ddp`), under autocast if set."""
+        net = self.ddp if (ddp and self.ddp is not None) else self.net
+        if self.autocast_dtype is not None and images.is_cuda:
+            with torch.autocast("cuda", dtype=self.autocast_dtype):
+                out = net(images, branch=branch)
+            return {k: (None if v is None else [t.float() for t in v] if isinstance(v, list) else v.float())
+                    for k, v in out.items()}
+        return net(images, branch=branch)
+
+    def decode(self, out: dict, K: Tensor) -> HandPrediction:
+        """Network codes -> camera-space mesh and joints (module docstring), projected joints."""
+        hand = self.layer(out["rot"], out["pose_pca"], out["shape"])
+        centre = hand.joints[:, CENTRE_JOINT : CENTRE_JOINT + 1]  # (B, 1, 3)
+        s = out["scale"].abs()[:, :, None]  # (B, 1, 1)
+        T = out["trans"][:, None, :]  # (B, 1, 3)
+        verts = s * (hand.verts - centre) + T
+        joints = s * (hand.joints - centre) + T
+        return HandPrediction(verts, joints, hand.full_pose, project(joints, K))
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, K: Tensor) -> tuple[dict, HandPrediction]:
+        """3D branch inference (eval mode is the caller's business)."""
+        out = self.run_net(images, "3d", ddp=False)
+        return out, self.decode(out, K)
+
+    def render(self, pred: HandPrediction, out: dict, K: Tensor) -> RenderOutput:
+        return self.renderer(pred.verts, out["face_colors"], out["light"], K)
+
+    # ----------------------------------------------------------------------------- losses
+    def loss_terms(self, batch: dict[str, Tensor], stage: Stage) -> tuple[dict[str, Tensor], dict]:
+        """Unweighted loss terms of `stage` (keys of s2hand.losses.S2HAND_TERMS) and the raw
+        network output plus decoded prediction (for pictures)."""
+        images, K, kp, conf = batch["image"], batch["K"], batch["kp"], batch["conf"]
+        S = float(self.input_size)
+        lc = self.loss_cfg
+        out = self.run_net(images, STAGE_BRANCH[stage])
+        terms: dict[str, Tensor] = {}
+        extra: dict = {"out": out}
+        if out["kp2d"] is not None:
+            terms["2d"] = branch2d_loss(out["kp2d"], kp, conf, lc.branch2d, image_size=S)
+        if out["pose_pca"] is not None:
+            pred = self.decode(out, K)
+            extra["pred"] = pred
+            terms["loc"] = location_loss(pred.j_pro, kp, conf, lc.location, image_size=S)
+            terms["ori"] = bone_orientation_loss(pred.j_pro, kp, conf)
+            if self.weights.photo > 0:
+                rend = self.render(pred, out, K)
+                extra["render"] = rend
+                small = F.interpolate(images, size=rend.image.shape[-2:], mode="bilinear", align_corners=False,
+                                      antialias=True)
+                terms["pixel"] = pixel_loss(small, rend.image, rend.silhouette, conf, lc.pixel)
+                if lc.ssim:
+                    terms["ssim"] = ssim_loss(small, rend.image, rend.silhouette)
+            terms["beta"] = shape_loss(out["shape"], lc.shape)
+            terms["tex"] = texture_loss(out["face_colors"])
+            terms["scale"] = scale_loss(pred.joints)
+            terms["joint"] = joint_angle_loss(pred.full_pose[:, 3:])
+            if out["kp2d"] is not None:
+                terms["cons"] = consistency_loss(pred.j_pro, out["kp2d"], image_size=S)
+        return terms, extra
+
+    def training_loss(self, batch: dict[str, Tensor], stage: Stage
+                      ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """(total, weighted parts, unweighted terms) of `stage`'s energy."""
+        terms, _ = self.loss_terms(batch, stage)
+        total, parts = s2hand_loss(terms, self.weights)
+        return total, parts, terms

@@ -1,0 +1,252 @@
+"""Training: data geometry, every loss term and its gradients, resume, determinism, stage chaining, DDP.
+
+A tiny generated dataset (3 sequences of 6 frames at 64 px: 12 train, 6 val frames), simulated
+keypoints, input 64 px, render 32 px, a small random-init network.
+    .venv/bin/python -m pytest -q tests/test_train.py      # ~30 s on 2 cores, DDP (2 gloo processes) included
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from s2hand.config import Params, SyntheticParams, validate_params
+from s2hand.data.table import load_split
+from s2hand.detect import detect, load_keypoints, save_keypoints
+from s2hand.render import project
+from s2hand.train import (
+    HandFrames,
+    S2HandSystem,
+    StagePaths,
+    TrainingInterrupted,
+    epoch_batches,
+    train_stage,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, npz_path):
+    from s2hand.data.synthetic.generate import generate_dataset
+
+    root = tmp_path_factory.mktemp("train_data")
+    data = root / "dataset"
+    data.mkdir()
+    p = SyntheticParams(sequences=3, frames=6, wild_sequences=0, image_size=64, val_fraction=0.34,
+                        test_fraction=0.0, occluder_prob=0.0, photo_backgrounds=False, supersample=1)
+    generate_dataset(data, npz_path, p, seed=0, workers=1, progress=False)
+    kp_dir = root / "keypoints"
+    kp_dir.mkdir()
+    for i, split in enumerate(("train", "val")):
+        table = load_split(data, split)
+        kp = detect(table, data, "simulated", seed=i)
+        save_keypoints(kp_dir / f"{split}.json", kp.peaks, kp.conf, kp.names)
+    return data, kp_dir, npz_path
+
+
+def tiny_params(**train_overrides) -> Params:
+    stage = {"epochs": 2, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4}
+    train = {
+        "input_size": 64, "min_keypoints": 0,
+        "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
+                  "hg_modules": 1, "hg_depth": 2},
+        "augment": {"scale": 0.1, "shift": 0.05, "rotation_deg": 30.0},
+        "runtime": {"device": "cpu", "checkpoint_every": 2, "val_batch_size": 8, "pictures": 2},
+        "pretrain_2d": stage, "pretrain_3d": stage, "finetune": stage,
+    }
+    for k, v in train_overrides.items():
+        train[k] = {**train[k], **v} if isinstance(v, dict) and isinstance(train.get(k), dict) else v
+    return validate_params({"seed": 0, "render": {"size": 32}, "train": train})
+
+
+def paths_for(tiny_data, out, stage: str) -> StagePaths:
+    data, kp, hand = tiny_data
+    return StagePaths(dataset=data, keypoints=kp, hand_model=hand, model_out=out / stage / "model.pt",
+                      resume_dir=out / ".resume" / stage, pictures_dir=out / "pictures")
+
+
+def _batch(tiny_data, params: Params, n: int = 4) -> dict:
+    data, kp_dir, _ = tiny_data
+    table = load_split(data, "train")
+    kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
+    ds = HandFrames(table, data, kp, params.train.input_size, params.train.augment, seed=0)
+    items = [ds[(i, 0)] for i in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def _net_state(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["net"]
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_augmented_item_is_geometrically_consistent(tiny_data):
+    """Projecting the (rotated) 3D joints with the item's K lands on its transformed 2D joints."""
+    data, kp_dir, _ = tiny_data
+    table = load_split(data, "train")
+    kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
+    ds = HandFrames(table, data, kp, 48, validate_params({"train": {"augment": {"rotation_deg": 90}}}).train.augment, 0)
+    for key in [(0, 0), (3, 1), (5, 7), 2]:
+        it = ds[key]
+        assert it["image"].shape == (3, 48, 48) and 0 <= it["image"].min() and it["image"].max() <= 1
+        uv = project(it["joints3d"][None], it["K"][None])[0]
+        assert torch.allclose(uv, it["joints2d"], atol=1e-3), (key, (uv - it["joints2d"]).abs().max())
+    assert not torch.equal(ds[(0, 0)]["K"], ds[(0, 1)]["K"])  # the augmentation changes with the epoch
+    assert torch.equal(ds[(0, 1)]["image"], ds[(0, 1)]["image"])  # and is a function of (index, epoch)
+
+
+def test_epoch_batches_partition_the_epoch_between_processes():
+    single = epoch_batches(20, 2, seed=3, epoch=1)
+    ranks = [epoch_batches(20, 2, seed=3, epoch=1, rank=r, world=2) for r in range(2)]
+    assert sorted(i for b in single for i, _ in b) == list(range(20))
+    both = [i for r in ranks for b in r for i, _ in b]
+    assert sorted(both) == list(range(20)) and len(ranks[0]) == len(ranks[1]) == 5
+    assert epoch_batches(20, 2, 3, 2) != single
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def test_training_step_terms_finite_and_gradients_reach_every_part(tiny_data):
+    params = tiny_params()
+    torch.manual_seed(0)
+    system = S2HandSystem.from_params(params, tiny_data[2])
+    system.train()
+    batch = _batch(tiny_data, params)
+    total, parts, terms = system.training_loss(batch, "finetune")
+    assert set(terms) == {"loc", "ori", "pixel", "ssim", "beta", "tex", "scale", "joint", "2d", "cons"}
+    for k, v in terms.items():
+        assert torch.isfinite(v), k
+    assert torch.isclose(total, sum(parts.values()))
+    total.backward()
+    net = system.net
+    probes = {
+        "encoder": net.encoder.backbone.conv_stem.weight,
+        "pose head": net.geometry.pose[-1].weight,
+        "shape head": net.geometry.shape[-1].weight,
+        "scale head": net.geometry.scale[-1].weight,
+        "rotation head": net.geometry.rot[-1].weight,
+        "translation head": net.geometry.trans[-1].weight,
+        "texture head": net.texture_light.texture[-1].weight,
+        "light head": net.texture_light.light[-1].weight,
+        "2D branch": net.hourglass.stem[0].weight,
+    }
+    for name, prm in probes.items():
+        assert prm.grad is not None and torch.isfinite(prm.grad).all() and prm.grad.abs().sum() > 0, name
+    # the initial hand is in view: projected keypoints inside the image
+    _, extra = system.loss_terms(batch, "pretrain_3d")
+    uv = extra["pred"].j_pro
+    assert (uv > 0).all() and (uv < params.train.input_size).all()
+    assert extra["render"].silhouette.mean() > 0.02
+
+
+@pytest.mark.parametrize("stage, expected", [("pretrain_2d", {"2d"}),
+                                             ("pretrain_3d", {"loc", "ori", "pixel", "ssim", "beta", "tex", "scale", "joint"})])
+def test_pretraining_stages_use_their_branch_only(tiny_data, stage, expected):
+    params = tiny_params()
+    system = S2HandSystem.from_params(params, tiny_data[2])
+    terms, _ = system.loss_terms(_batch(tiny_data, params), stage)
+    assert set(terms) == expected
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_weights(tiny_data, tmp_path):
+    params = tiny_params()
+    # uninterrupted, twice: same seed, same weights
+    s1 = train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "a", "pretrain_3d"))
+    train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "b", "pretrain_3d"))
+    ref = _net_state(tmp_path / "a" / "pretrain_3d" / "model.pt")
+    _assert_same_state(ref, _net_state(tmp_path / "b" / "pretrain_3d" / "model.pt"))
+    assert s1["steps"] == 6 and not s1["resumed"]
+    assert np.isfinite(s1["val"]["pa_mpjpe_cm"]) and "pa_mpvpe_cm" in s1["val"]
+    assert "pa_mpjpe_cm" in s1["baseline_mean_pose"]
+    assert not (tmp_path / "a" / ".resume" / "pretrain_3d").exists()  # removed when done
+
+    # interrupted at step 3 (last checkpoint at step 2), then rerun: continues from the checkpoint
+    paths = paths_for(tiny_data, tmp_path / "c", "pretrain_3d")
+    with pytest.raises(TrainingInterrupted):
+        train_stage(params, "pretrain_3d", paths, interrupt_at_step=3)
+    ck = torch.load(paths.resume_dir / "last.pt", map_location="cpu", weights_only=False)
+    assert (ck["step"], ck["epoch"], ck["batch"]) == (2, 0, 2)
+    assert ck["optimizer"]["state"] and all(s["step"] == 2 for s in ck["optimizer"]["state"].values())
+    s3 = train_stage(params, "pretrain_3d", paths)
+    assert s3["resumed"] and s3["steps"] == 6
+    _assert_same_state(ref, _net_state(paths.model_out))
+
+    # a different seed gives different weights
+    other = validate_params({**params.model_dump(), "seed": 1})
+    train_stage(other, "pretrain_3d", paths_for(tiny_data, tmp_path / "d", "pretrain_3d"))
+    assert not torch.equal(ref["geometry.pose.2.weight"], _net_state(tmp_path / "d" / "pretrain_3d" / "model.pt")["geometry.pose.2.weight"])
+
+
+def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
+    params = tiny_params(runtime={"max_steps": 1})
+    paths = paths_for(tiny_data, tmp_path, "pretrain_2d")
+    with pytest.raises(TrainingInterrupted):
+        train_stage(tiny_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
+    s = train_stage(params, "pretrain_2d", paths)  # other params: starts afresh
+    assert not s["resumed"] and s["steps"] == 1
+
+
+def test_stages_chain_into_finetune(tiny_data, tmp_path):
+    params = tiny_params(runtime={"max_steps": 2})
+    pre = {stage: train_stage(params, stage, paths_for(tiny_data, tmp_path, stage))
+           for stage in ("pretrain_2d", "pretrain_3d")}
+    p2d, p3d = (tmp_path / s / "model.pt" for s in ("pretrain_2d", "pretrain_3d"))
+    init = {"pretrain_2d": p2d, "pretrain_3d": p3d}
+    s = train_stage(params, "finetune", paths_for(tiny_data, tmp_path, "finetune"), init_from=init)
+    assert s["steps"] == 2 and {"pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"} <= set(s["val"])
+    assert (tmp_path / "pictures" / "finetune.png").stat().st_size > 1000
+    # finetune started from both: its validation before training equals each pretrained branch's final one
+    h = s["history"][0]
+    assert h["step"] == 0
+    assert h["hg_mpjpe_px"] == pytest.approx(pre["pretrain_2d"]["val"]["hg_mpjpe_px"], rel=1e-5)
+    assert h["pa_mpjpe_cm"] == pytest.approx(pre["pretrain_3d"]["val"]["pa_mpjpe_cm"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, params: Params, paths: StagePaths, queue) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    try:
+        summary = train_stage(params, "pretrain_3d", paths)
+        queue.put((rank, summary.get("steps")))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes(tiny_data, tmp_path):
+    import torch.multiprocessing as mp
+
+    params = tiny_params(pretrain_3d={"batch_size": 2}, runtime={"max_steps": 3})
+    paths = paths_for(tiny_data, tmp_path, "pretrain_3d")
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), params, paths, queue), nprocs=2, join=True,
+                       start_method="spawn")
+    results = dict(queue.get() for _ in range(2))
+    assert results[0] == 3  # rank 0 reports; 3 steps of 2 x 2 frames
+    assert paths.model_out.is_file()
