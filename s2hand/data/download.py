@@ -248,41 +248,36 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
         raise ExtractError(f"{dest} exists but holds no {MARKER}: an unfinished or foreign folder. Remove it and run again.")
     if not archive.is_file():
         raise FileNotFoundError(f"{archive}: no such archive")
-    from tqdm import tqdm
-
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            members = _zip_members(zf, dest)
-            with atomic_dir(dest) as tmp:
-                for rel, is_dir, info in tqdm(members, desc=f"unzip {archive.name}", disable=None):
-                    target = tmp.joinpath(*rel.parts)
-                    if is_dir:
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK)
-                _write_marker(tmp, archive, len(members))
+            _copy_members(archive, dest, _zip_members(zf, dest), zf.open, "unzip")
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
-            members = _tar_members(tf, dest)
-            with atomic_dir(dest) as tmp:
-                for rel, is_dir, info in tqdm(members, desc=f"untar {archive.name}", disable=None):
-                    target = tmp.joinpath(*rel.parts)
-                    if is_dir:
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tf.extractfile(info)
-                    if src is None:
-                        raise ExtractError(f"{archive}: cannot read member {info.name!r}")
-                    with src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK)
-                _write_marker(tmp, archive, len(members))
+            _copy_members(archive, dest, _tar_members(tf, dest), tf.extractfile, "untar")
     else:
         raise ExtractError(f"{archive}: neither a zip nor a tar archive")
     log.info("extracted %s -> %s", archive, dest)
     return dest
+
+
+def _copy_members(archive: Path, dest: Path, members: list, open_member, verb: str) -> None:
+    """Write the checked `members` [(relative path, is_dir, member)] into a temporary folder,
+    renamed to `dest` only when every file and the marker are written."""
+    from tqdm import tqdm
+
+    with atomic_dir(dest) as tmp:
+        for rel, is_dir, info in tqdm(members, desc=f"{verb} {archive.name}", disable=None):
+            target = tmp.joinpath(*rel.parts)
+            if is_dir:
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = open_member(info)
+            if src is None:
+                raise ExtractError(f"{archive}: cannot read member {getattr(info, 'name', info)!r}")
+            with src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+        _write_marker(tmp, archive, len(members))
 
 
 def _write_marker(folder: Path, archive: Path, members: int) -> None:
