@@ -3,7 +3,8 @@
 Writes outputs/keypoints/<split>.json in the authors' layout ([peaks N x 21 x 2, values
 N x 21 x 1, names], OpenPose order, confidence 0 where no hand was found), and the
 detection-quality report against ground truth: reports/detection/quality.json and .png
-(detection rate, 2D MPJPE in pixels, fraction of frames within a distance), logged to MLflow.
+(detection rate, 2D MPJPE in pixels, fraction of frames within a distance), logged to MLflow;
+reports/detection/metrics.json holds the headline numbers (DVC metrics).
 
     python -m pipeline.detect
 """
@@ -37,6 +38,14 @@ def backend_options(p: Params) -> dict:
     return {}
 
 
+def headline(per_split: dict[str, dict], fps: float, unreadable: int) -> dict:
+    """The few numbers `dvc metrics show` lists; quality.json has the full report."""
+    out: dict = {"frames_per_second": round(fps, 2), "unreadable_images": unreadable}
+    for split, q in per_split.items():
+        out[split] = {"detection_rate": q["detection_rate"], "mpjpe_px": q["mpjpe_px"], "curve_auc": q["curve"]["auc"]}
+    return out
+
+
 def main() -> None:
     p = stage_params()
     meta = load_meta(DATA)
@@ -65,6 +74,7 @@ def main() -> None:
               "splits": per_split}
     REPORT.mkdir(parents=True, exist_ok=True)
     write_json(REPORT / "quality.json", report)
+    write_json(REPORT / "metrics.json", headline(per_split, fps, len(failures)))
     main_split = "val" if "val" in per_split else next(iter(per_split), None)
     if main_split:
         plot_quality(per_split[main_split], REPORT / "quality.png",
