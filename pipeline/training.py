@@ -29,6 +29,7 @@ HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
 CHECKPOINTS = Path("outputs/checkpoints")
 RESUME = Path("outputs/.resume")
 REPORTS = Path("reports/train")
+WILD_STRETCHES = Path("outputs/yt3d_filter/stretches.json")
 log = logging.getLogger("pipeline.training")
 
 
@@ -58,7 +59,10 @@ def run_stage(stage: str) -> dict:
     paths = StagePaths(dataset=DATASET, keypoints=KEYPOINTS, hand_model=HAND_MODEL,
                        model_out=model_path(stage), resume_dir=RESUME / stage, pictures_dir=REPORTS)
     init_from = ({"pretrain_2d": model_path("pretrain_2d"), "pretrain_3d": model_path("pretrain_3d")}
-                 if stage == "finetune" else None)
+                 if stage == "finetune" else {"finetune": model_path("finetune")} if stage == "finetune_video"
+                 else None)
+    if stage == "finetune_video":
+        paths.wild_stretches = WILD_STRETCHES
     rank = distributed_env()[0]
     if rank != 0:
         return train_stage(params, stage, paths, init_from=init_from)
@@ -78,6 +82,9 @@ def run_stage(stage: str) -> dict:
         log.info("%s: val PA-MPJPE %.3f cm (mean-pose baseline %.3f cm), PA-MPVPE %.3f cm (baseline %.3f cm)",
                  stage, val["pa_mpjpe_cm"], base.get("pa_mpjpe_cm", float("nan")),
                  val.get("pa_mpvpe_cm", float("nan")), base.get("pa_mpvpe_cm", float("nan")))
+    if "comparison" in summary:
+        c = summary["comparison"]
+        log.info("%s: val S2HAND %s | S2HAND(V) %s", stage, c["s2hand"], c["s2hand_v"])
     log.info("%s: %d steps in %.1f s (%.1f images/s)", stage, summary["steps"], summary["train_seconds"],
              summary["images_per_second"] or 0.0)
     return summary

@@ -221,12 +221,28 @@ class TrainParams(Section):
     pretrain_2d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
     pretrain_3d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
     finetune: StageSchedule = StageSchedule(epochs=2, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3)
+    # S2HAND(V) (video section): paper like finetune; CPU default one short epoch (~90 s on 2 cores)
+    finetune_video: StageSchedule = StageSchedule(epochs=1, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3, batch_size=9)
 
     @model_validator(mode="after")
     def _input_multiple_of_4(self) -> "TrainParams":
         if self.input_size % 4:
             raise ValueError(f"train.input_size must be a multiple of 4, got {self.input_size}")
         return self
+
+
+class VideoParams(Section):
+    """S2HAND(V) (method.md s5; stage finetune_video): E_V = E_S2HAND + wquat E_motion + wts E_T&S.
+    Batches are m = batch_size // n windows of n frames `interval` apart (s2hand.data.sampler)."""
+
+    temporal_loss: Literal["quaternion", "temporal", "smooth", "none"] = "quaternion"  # weighed by weights.quat
+    ts: bool = True  # E_T&S on/off (weighed by weights.ts)
+    n: int = Field(3, ge=2, le=64)  # frames per sampled window
+    interval: int = Field(3, ge=1, le=1000)  # frames between the window's frames
+    smooth_threshold: float = Field(0.1, ge=0)  # rad, the smooth baseline's threshold
+    camera: Literal["perspective", "orthographic"] = "perspective"  # orthographic: u = fx X + cx
+    extra_wild: bool = False  # also train on the kept wild stretches (outputs/yt3d_filter, Table 8)
+    max_batches: int = Field(60, ge=0)  # batches per epoch (0: every window once); CPU budget cap
 
 
 class Params(Section):
@@ -239,6 +255,7 @@ class Params(Section):
     weights: LossWeights = LossWeights()
     mlflow: MlflowParams = MlflowParams()
     train: TrainParams = TrainParams()
+    video: VideoParams = VideoParams()
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> "Params":

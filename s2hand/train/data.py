@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from s2hand.config import AugmentParams
+from s2hand.data.sampler import SequenceBatchSampler
 from s2hand.data.table import FrameTable
 from s2hand.detect.keypoint_file import Keypoints
 
@@ -164,3 +165,43 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     steps = len(perm) // per_step
     return [[(int(i), epoch) for i in perm[(s * world + rank) * batch_size:(s * world + rank + 1) * batch_size]]
             for s in range(steps)]
+
+
+def video_epoch_batches(table: FrameTable, batch_size: int, n: int, interval: int, seed: int, epoch: int,
+                        rank: int = 0, world: int = 1, subset: np.ndarray | None = None,
+                        max_batches: int = 0) -> list[list[tuple[int, int]]]:
+    """S2HAND(V)'s batches of one epoch (the batch hook of train_stage for finetune_video): a
+    SequenceBatchSampler over the rows `subset` (default all) of `table`, seeded by (seed, epoch):
+    m = batch_size // n windows of n frames `interval` apart, window by window, so a batch reshapes
+    to (m, n, ...). Rows left out of `subset` are gaps no window crosses. Rank r takes every
+    world-th batch; at most max_batches per process (0: all)."""
+    rows = np.arange(len(table)) if subset is None else np.asarray(subset)
+    cut = None if table.cut is None else np.asarray(table.cut)[rows]
+    sampler = SequenceBatchSampler(np.asarray(table.seq)[rows], np.asarray(table.frame)[rows], batch_size,
+                                   n=n, interval=interval, cut=cut, seed=seed)
+    sampler.set_epoch(epoch)
+    batches = [[int(rows[i]) for i in b] for b in sampler]
+    steps = len(batches) // world
+    if max_batches:
+        steps = min(steps, max_batches)
+    return [[(i, epoch) for i in batches[s * world + rank]] for s in range(steps)]
+
+
+def video_training_frames(train: FrameTable, train_kp: Keypoints, wild: FrameTable | None = None,
+                          wild_kp: Keypoints | None = None, wild_rows: np.ndarray | None = None
+                          ) -> tuple[FrameTable, Keypoints]:
+    """The train split plus (extra_wild, paper Table 8) the kept rows of the wild split as extra
+    sequences (their ids shifted past the train split's). Ground truth is dropped: training reads
+    images, K and detected keypoints only."""
+    if wild is None:
+        return train, train_kp
+    rows = np.asarray(wild_rows, np.int64)
+    w, wkp = wild.subset(rows), wild_kp.subset(rows)
+    offset = int(np.max(train.seq)) + 1 - int(np.min(w.seq)) if len(w) else 0
+    cut = lambda t: np.zeros(len(t), bool) if t.cut is None else np.asarray(t.cut, bool)  # noqa: E731
+    table = FrameTable(image=np.concatenate([train.image, w.image]), K=np.concatenate([train.K, w.K]),
+                       seq=np.concatenate([train.seq, w.seq + offset]),
+                       frame=np.concatenate([train.frame, w.frame]), cut=np.concatenate([cut(train), cut(w)]))
+    kp = Keypoints(np.concatenate([train_kp.peaks, wkp.peaks]), np.concatenate([train_kp.conf, wkp.conf]),
+                   list(train_kp.names) + list(wkp.names))
+    return table, kp

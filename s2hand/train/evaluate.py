@@ -23,16 +23,22 @@ from torch.utils.data import DataLoader
 
 from s2hand.data.table import FrameTable
 from s2hand.hand.layer import HandLayer
+from s2hand.data.sampler import sequence_windows
+from s2hand.losses.temporal import quaternion_loss
 from s2hand.metrics.freihand import evaluate_freihand
+from s2hand.metrics.video import sequence_acceleration, sequence_shape_sd, sequence_texture_sd
+from s2hand.render.lighting import shade_faces
 
 from .system import CENTRE_JOINT, S2HandSystem
 
 
 @torch.no_grad()
 def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device | str,
-            branch: str = "all", num_workers: int = 0) -> dict[str, np.ndarray]:
+            branch: str = "all", num_workers: int = 0, video: bool = False) -> dict[str, np.ndarray]:
     """Run the network over a whole (unaugmented) dataset in eval mode -> numpy arrays:
-    joints (N, 21, 3), verts (N, V, 3), j_pro (N, 21, 2) [3D branch], hg (N, 21, 2) [2D branch]."""
+    joints (N, 21, 3), verts (N, V, 3), j_pro (N, 21, 2) [3D branch], hg (N, 21, 2) [2D branch];
+    with video also pose (N, 48), shape (N, 10) and lit (N, F, 3) (texture lit with the canonical
+    face normals, as E_T&S sees it) for video_metrics."""
     was_training = system.training
     system.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -48,6 +54,11 @@ def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device
                 pred = system.decode(out, K)
                 for k, v in (("joints", pred.joints), ("verts", pred.verts), ("j_pro", pred.j_pro)):
                     acc.setdefault(k, []).append(v.float().cpu().numpy())
+                if video:
+                    normals = system.layer.canonical_face_normals().to(out["face_colors"])
+                    lit = shade_faces(normals, out["face_colors"].float(), out["light"].float())
+                    for k, v in (("pose", pred.full_pose), ("shape", out["shape"]), ("lit", lit)):
+                        acc.setdefault(k, []).append(v.float().cpu().numpy())
             if out["kp2d"] is not None:
                 acc.setdefault("hg", []).append(out["kp2d"][-1].float().cpu().numpy())
     finally:
@@ -98,3 +109,29 @@ def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> 
     preds = {"joints": j[None] + root, "verts": v[None] + root}
     m = validation_metrics(preds, val)
     return {k: v for k, v in m.items() if not k.endswith("px")}
+
+
+def video_metrics(preds: dict[str, np.ndarray], table: FrameTable, n: int = 3, interval: int = 3
+                  ) -> dict[str, float]:
+    """Consistency of `predict(..., video=True)`'s output over the sequences of `table` (S2HAND(V),
+    method.md s5, s9): acc_mm_per_frame2 (ACC of the predicted 3D joints, frames in time order),
+    quat_loss (E_quat averaged over every window of n frames `interval` apart), texture_sd and
+    shape_sd (per sequence, averaged over sequences). Still images (seq -1) are left out."""
+    seq, frame = np.asarray(table.seq), np.asarray(table.frame)
+    keep = np.flatnonzero(seq >= 0)
+    order = keep[np.lexsort((frame[keep], seq[keep]))]
+    if len(order) == 0:
+        return {}
+    m: dict[str, float] = {}
+    ids = seq[order]
+    try:
+        m["acc_mm_per_frame2"] = sequence_acceleration(preds["joints"][order], ids)
+    except ValueError:  # no sequence of 3 frames
+        pass
+    windows = sequence_windows(seq[order], frame[order], n, interval, None if table.cut is None else table.cut[order])
+    if len(windows):
+        poses = torch.as_tensor(preds["pose"][order][windows], dtype=torch.float64)  # (W, n, 48)
+        m["quat_loss"] = float(quaternion_loss(poses))
+    m["texture_sd"] = sequence_texture_sd(preds["lit"][order], ids)
+    m["shape_sd"] = sequence_shape_sd(preds["shape"][order], ids)
+    return m

@@ -58,8 +58,8 @@ from s2hand.config import Params
 from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
 
-from .data import HandFrames, epoch_batches
-from .evaluate import mean_pose_baseline, predict, validation_metrics
+from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
+from .evaluate import mean_pose_baseline, predict, validation_metrics, video_metrics
 from .pictures import picture_grid, save_png
 from .system import STAGES, S2HandSystem, Stage
 
@@ -94,6 +94,7 @@ class StagePaths:
     model_out: Path  # final model file
     resume_dir: Path  # in-progress checkpoint folder (not a DVC out)
     pictures_dir: Path | None = None
+    wild_stretches: Path | None = None  # finetune_video with video.extra_wild: the yt3d filter's stretches.json
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -129,6 +130,8 @@ def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path])
     p = params.model_dump()
     keys = {"seed": p["seed"], "hand": p["hand"], "render": p["render"], "weights": p["weights"],
             "train": {k: v for k, v in p["train"].items() if k not in STAGES or k == stage}}
+    if stage == "finetune_video":
+        keys["video"] = p["video"]
     keys["train"]["runtime"] = {k: v for k, v in p["train"]["runtime"].items()
                                 if k not in ("num_workers", "val_every", "log_every", "pictures", "checkpoint_every")}
     blob = json.dumps({"stage": stage, "world": world, "params": keys,
@@ -159,7 +162,8 @@ def load_branch_weights(net: torch.nn.Module, path: Path, prefixes: tuple[str, .
 def set_trainable(system: S2HandSystem, stage: Stage) -> list[torch.nn.Parameter]:
     """Freeze what `stage` does not train; return the trained parameters."""
     prefixes = {"pretrain_2d": BRANCH_PREFIXES["2d"], "pretrain_3d": BRANCH_PREFIXES["3d"],
-                "finetune": BRANCH_PREFIXES["2d"] + BRANCH_PREFIXES["3d"]}[stage]
+                "finetune": BRANCH_PREFIXES["2d"] + BRANCH_PREFIXES["3d"],
+                "finetune_video": BRANCH_PREFIXES["2d"] + BRANCH_PREFIXES["3d"]}[stage]
     trained = []
     for name, prm in system.net.named_parameters():
         prm.requires_grad_(name.startswith(prefixes))
@@ -201,9 +205,34 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     channels_last = cuda and rt.channels_last
 
     # data
+    video = stage == "finetune_video"
+    vp = params.video
     train_table = load_split(paths.dataset, "train")
     train_kp = load_keypoints(paths.keypoints / "train.json").reorder(train_table.image)
+    fingerprint_files = [paths.dataset / "train.npz", paths.keypoints / "train.json"]
+    baseline_train_table = train_table
+    if video and vp.extra_wild:
+        if paths.wild_stretches is None or not paths.wild_stretches.is_file():
+            raise FileNotFoundError(f"video.extra_wild needs the filter's stretches.json, got {paths.wild_stretches}")
+        stretches = json.loads(paths.wild_stretches.read_text())
+        wild_split = stretches.get("split", "wild")
+        wild_table = load_split(paths.dataset, wild_split)
+        wild_kp = load_keypoints(paths.keypoints / f"{wild_split}.json").reorder(wild_table.image)
+        train_table, train_kp = video_training_frames(train_table, train_kp, wild_table, wild_kp,
+                                                      np.asarray(stretches["rows"], np.int64))
+        fingerprint_files += [paths.dataset / f"{wild_split}.npz", paths.keypoints / f"{wild_split}.json",
+                              paths.wild_stretches]
+        log.info("%s: %d train + %d wild frames (%d kept stretches)", stage, len(baseline_train_table),
+                 len(stretches["rows"]), len(stretches.get("stretches", [])))
     rows = _train_rows(train_kp.conf, tp.min_keypoints)
+
+    def plan(ep: int) -> list[list[tuple[int, int]]]:
+        """The batch hook: this process's batches of epoch `ep` as (index, epoch) lists."""
+        if video:
+            return video_epoch_batches(train_table, sched.batch_size, vp.n, vp.interval, params.seed, ep,
+                                       rank, world, subset=rows, max_batches=vp.max_batches)
+        return epoch_batches(len(train_ds), sched.batch_size, params.seed, ep, rank, world, subset=rows)
+
     train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed)
     val_table = load_split(paths.dataset, "val")
     val_kp_path = paths.keypoints / "val.json"
@@ -211,15 +240,26 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     val_ds = HandFrames(val_table, paths.dataset, val_kp, tp.input_size, None, params.seed)
     src_size = val_ds.read(0).shape[1]
     val_joints2d = None if val_table.joints2d is None else val_table.joints2d * (tp.input_size / src_size)
-    steps_per_epoch = len(rows) // (sched.batch_size * world)
+    steps_per_epoch = len(plan(0)) if video else len(rows) // (sched.batch_size * world)
+    if steps_per_epoch == 0 and video:
+        raise ValueError(f"{stage}: the train sequences give no batch of {sched.batch_size // vp.n} windows of "
+                         f"{vp.n} frames {vp.interval} apart per process")
     if steps_per_epoch == 0:
         raise ValueError(f"{len(rows)} usable training frames cannot fill one batch of {sched.batch_size} "
                          f"x {world} processes")
 
     # model
     torch.manual_seed(params.seed)
-    system = S2HandSystem.from_params(params, paths.hand_model)
+    system = S2HandSystem.from_params(params, paths.hand_model,
+                                      orthographic=video and vp.camera == "orthographic")
     init_files: list[Path] = []
+    if video:
+        path = (init_from or {}).get("finetune")
+        if path is None:
+            raise ValueError("finetune_video needs init_from['finetune'] (S2HAND's finetuned model file)")
+        n = load_branch_weights(system.net, Path(path), BRANCH_PREFIXES["2d"] + BRANCH_PREFIXES["3d"])
+        init_files.append(Path(path))
+        log.info("finetune_video: %d tensors from %s", n, path)
     if stage == "finetune":
         for source, prefixes in INIT_SOURCES.items():
             path = (init_from or {}).get(source)
@@ -241,8 +281,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         system.ddp = DDP(system.net, device_ids=[device.index] if cuda else None, find_unused_parameters=True)
 
     # resume
-    fingerprint = run_fingerprint(params, stage, world, [paths.dataset / "train.npz",
-                                                         paths.keypoints / "train.json", *init_files])
+    fingerprint = run_fingerprint(params, stage, world, [*fingerprint_files, *init_files])
     ckpt_path = paths.resume_dir / "last.pt"
     epoch, batch_in_epoch, step, history = 0, 0, 0, []
     resumed = False
@@ -267,11 +306,15 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                          "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "stage": stage}, ckpt_path)
 
     def validate() -> dict[str, float]:
-        branch = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all"}[stage]
-        preds = predict(system, val_ds, rt.val_batch_size, device, branch=branch, num_workers=rt.num_workers)
-        return validation_metrics(preds, val_table, val_joints2d)
+        branch = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all", "finetune_video": "all"}[stage]
+        preds = predict(system, val_ds, rt.val_batch_size, device, branch=branch, num_workers=rt.num_workers,
+                        video=video)
+        m = validation_metrics(preds, val_table, val_joints2d)
+        if video:
+            m.update(video_metrics(preds, val_table, vp.n, vp.interval))
+        return m
 
-    baseline = mean_pose_baseline(system.layer, train_table, val_table) if main else {}
+    baseline = mean_pose_baseline(system.layer, baseline_train_table, val_table) if main else {}
     if main and not resumed:
         logger.log_metrics({f"baseline/{k}": v for k, v in baseline.items()}, step=0)
         init_metrics = validate()
@@ -288,7 +331,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         lr = sched.lr * sched.lr_gamma ** (epoch // sched.lr_step)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        batches = epoch_batches(len(train_ds), sched.batch_size, params.seed, epoch, rank, world, subset=rows)
+        batches = plan(epoch)
         loader = DataLoader(train_ds, batch_sampler=batches[batch_in_epoch:], num_workers=rt.num_workers,
                             pin_memory=cuda, persistent_workers=False)
         for batch in loader:
@@ -353,6 +396,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             "resumed": resumed, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
             "baseline_mean_pose": baseline, "history": history,
         }
+        if video:
+            summary["comparison"] = video_comparison(history[0] if history[0]["step"] == 0 else {}, summary["val"])
         shutil.rmtree(paths.resume_dir, ignore_errors=True)
     if world > 1:
         dist.barrier()
@@ -362,3 +407,15 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
 def _fmt(m: dict) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float) and k in
                      ("pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"))
+
+
+COMPARISON_KEYS = ("pa_mpjpe_cm", "pa_mpvpe_cm", "acc_mm_per_frame2", "quat_loss", "texture_sd", "shape_sd")
+
+
+def video_comparison(before: dict, after: dict) -> dict:
+    """S2HAND (the finetune checkpoint, validated before the first video step) vs S2HAND(V) on
+    the val split, and whether each consistency measure went down."""
+    pick = lambda m: {k: m[k] for k in COMPARISON_KEYS if k in m}  # noqa: E731
+    b, a = pick(before), pick(after)
+    return {"s2hand": b, "s2hand_v": a,
+            "lower_with_video": {k: bool(a[k] < b[k]) for k in COMPARISON_KEYS if k in a and k in b}}

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from s2hand.config import LossWeights, Params, TrainLossParams
+from s2hand.config import LossWeights, Params, TrainLossParams, VideoParams
 from s2hand.hand.layer import HandLayer
 from s2hand.losses import (
     bone_orientation_loss,
@@ -49,13 +49,16 @@ from s2hand.losses import (
     shape_loss,
     ssim_loss,
     texture_loss,
+    texture_shape_loss,
+    video_loss,
+    video_temporal_loss,
 )
 from s2hand.nets import S2HandNet, axis_angle_facing_camera
 from s2hand.render import HandRenderer, RenderOutput, project
 
-Stage = Literal["pretrain_2d", "pretrain_3d", "finetune"]
-STAGES: tuple[Stage, ...] = ("pretrain_2d", "pretrain_3d", "finetune")
-STAGE_BRANCH = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all"}
+Stage = Literal["pretrain_2d", "pretrain_3d", "finetune", "finetune_video"]
+STAGES: tuple[Stage, ...] = ("pretrain_2d", "pretrain_3d", "finetune", "finetune_video")
+STAGE_BRANCH = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all", "finetune_video": "all"}
 CENTRE_JOINT = 9  # middle-finger MCP (OpenPose order)
 
 
@@ -78,7 +81,8 @@ class S2HandSystem(nn.Module):
     """Network + hand layer + renderer; loss terms of each stage (module docstring)."""
 
     def __init__(self, net: S2HandNet, layer: HandLayer, renderer: HandRenderer, weights: LossWeights,
-                 loss: TrainLossParams, input_size: int):
+                 loss: TrainLossParams, input_size: int, video: VideoParams | None = None,
+                 orthographic: bool = False):
         super().__init__()
         self.net = net
         self.layer = layer
@@ -86,17 +90,23 @@ class S2HandSystem(nn.Module):
         self.weights = weights
         self.loss_cfg = loss
         self.input_size = int(input_size)
+        self.video = video if video is not None else VideoParams()
+        self.orthographic = bool(orthographic)  # projection and renderer (S2HAND(V) Table 8 variant)
         self.autocast_dtype: torch.dtype | None = None  # set to torch.bfloat16 for CUDA autocast
         self.ddp: nn.Module | None = None  # DistributedDataParallel(net) when training with DDP
 
     @classmethod
-    def from_params(cls, params: Params, hand_model: str | Path) -> "S2HandSystem":
+    def from_params(cls, params: Params, hand_model: str | Path, orthographic: bool = False) -> "S2HandSystem":
+        """orthographic: project and render with u = fx X + cx (the finetune_video stage sets it
+        from video.camera; the S2HAND stages always use the perspective camera)."""
         layer = HandLayer.from_file(hand_model, params.hand.num_pca_comps, params.hand.flat_hand_mean)
         net = build_net(params, int(layer.faces.shape[0]))
         r = params.render
         renderer = HandRenderer(layer.faces, r.size, params.train.input_size, blur_sigma=r.blur_sigma,
-                                faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0))
-        return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size)
+                                faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0),
+                                orthographic=orthographic)
+        return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size,
+                   video=params.video, orthographic=orthographic)
 
     # ----------------------------------------------------------------------------- forward
     def run_net(self, images: Tensor, branch: str, ddp: bool = True) -> dict:
@@ -117,7 +127,7 @@ class S2HandSystem(nn.Module):
         T = out["trans"][:, None, :]  # (B, 1, 3)
         verts = s * (hand.verts - centre) + T
         joints = s * (hand.joints - centre) + T
-        return HandPrediction(verts, joints, hand.full_pose, project(joints, K))
+        return HandPrediction(verts, joints, hand.full_pose, project(joints, K, self.orthographic))
 
     @torch.no_grad()
     def predict(self, images: Tensor, K: Tensor) -> tuple[dict, HandPrediction]:
@@ -159,11 +169,32 @@ class S2HandSystem(nn.Module):
             terms["joint"] = joint_angle_loss(pred.full_pose[:, 3:])
             if out["kp2d"] is not None:
                 terms["cons"] = consistency_loss(pred.j_pro, out["kp2d"], image_size=S)
+            if stage == "finetune_video":
+                terms.update(self.video_terms(out, pred))
         return terms, extra
+
+    def video_terms(self, out: dict, pred: HandPrediction) -> dict[str, Tensor]:
+        """S2HAND(V) terms of a batch of m windows x n frames (indices window by window, as
+        s2hand.data.sampler.SequenceBatchSampler yields them): "quat" the motion term chosen by
+        video.temporal_loss over the 16 rotations (global R + 15 finger joints), "ts" E_T&S."""
+        v = self.video
+        B = pred.full_pose.shape[0]
+        if B % v.n:
+            raise ValueError(f"finetune_video: batch of {B} frames is not m windows of n = {v.n}")
+        m = B // v.n
+        kw = {"threshold": v.smooth_threshold} if v.temporal_loss == "smooth" else {}
+        terms = {"quat": video_temporal_loss(v.temporal_loss, pred.full_pose.reshape(m, v.n, 16, 3), **kw)}
+        if v.ts:
+            fc = out["face_colors"]
+            terms["ts"] = texture_shape_loss(fc.reshape(m, v.n, *fc.shape[1:]),
+                                             out["light"].reshape(m, v.n, -1),
+                                             out["shape"].reshape(m, v.n, -1),
+                                             self.layer.canonical_face_normals().to(fc))
+        return terms
 
     def training_loss(self, batch: dict[str, Tensor], stage: Stage
                       ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """(total, weighted parts, unweighted terms) of `stage`'s energy."""
         terms, _ = self.loss_terms(batch, stage)
-        total, parts = s2hand_loss(terms, self.weights)
+        total, parts = (video_loss if stage == "finetune_video" else s2hand_loss)(terms, self.weights)
         return total, parts, terms
