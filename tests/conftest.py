@@ -34,3 +34,34 @@ def layer(npz_path):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_training_data(tmp_path_factory, npz_path):
+    """A function frames -> (dataset root, keypoints folder, hand model path): a tiny rendered
+    dataset (3 sequences, 64 px; train and val, since training validates on val) with simulated
+    keypoints, built once per frame count per session."""
+    built: dict[int, tuple] = {}
+
+    def make(frames: int):
+        if frames not in built:
+            from s2hand.config import SyntheticParams
+            from s2hand.data.synthetic.generate import generate_dataset
+            from s2hand.data.table import load_split
+            from s2hand.detect import detect, save_keypoints
+
+            root = tmp_path_factory.mktemp(f"tiny_data_{frames}")
+            data = root / "dataset"
+            data.mkdir()
+            p = SyntheticParams(sequences=3, frames=frames, wild_sequences=0, image_size=64, val_fraction=0.34,
+                                test_fraction=0.0, occluder_prob=0.0, photo_backgrounds=False, supersample=1)
+            generate_dataset(data, npz_path, p, seed=0, workers=1, progress=False)
+            kp_dir = root / "keypoints"
+            kp_dir.mkdir()
+            for i, split in enumerate(("train", "val")):
+                kp = detect(load_split(data, split), data, "simulated", seed=i)
+                save_keypoints(kp_dir / f"{split}.json", kp.peaks, kp.conf, kp.names)
+            built[frames] = (data, kp_dir, npz_path)
+        return built[frames]
+
+    return make

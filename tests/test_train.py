@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from s2hand.config import Params, SyntheticParams, validate_params
+from s2hand.config import Params, validate_params
 from s2hand.data.table import load_split
-from s2hand.detect import detect, load_keypoints, save_keypoints
+from s2hand.detect import load_keypoints
 from s2hand.render import project
 from s2hand.train import (
     HandFrames,
@@ -28,22 +28,8 @@ from s2hand.train import (
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory, npz_path):
-    from s2hand.data.synthetic.generate import generate_dataset
-
-    root = tmp_path_factory.mktemp("train_data")
-    data = root / "dataset"
-    data.mkdir()
-    p = SyntheticParams(sequences=3, frames=6, wild_sequences=0, image_size=64, val_fraction=0.34,
-                        test_fraction=0.0, occluder_prob=0.0, photo_backgrounds=False, supersample=1)
-    generate_dataset(data, npz_path, p, seed=0, workers=1, progress=False)
-    kp_dir = root / "keypoints"
-    kp_dir.mkdir()
-    for i, split in enumerate(("train", "val")):
-        table = load_split(data, split)
-        kp = detect(table, data, "simulated", seed=i)
-        save_keypoints(kp_dir / f"{split}.json", kp.peaks, kp.conf, kp.names)
-    return data, kp_dir, npz_path
+def tiny_data(tiny_training_data):
+    return tiny_training_data(6)
 
 
 def tiny_params(**train_overrides) -> Params:
