@@ -16,13 +16,11 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 
-def keyframe_times(rng: np.random.Generator, n_frames: int, fps: float, mean_gap_s: float = 0.45,
-                   pause_prob: float = 0.3) -> np.ndarray:
+def keyframe_times(rng: np.random.Generator, n_frames: int, fps: float, mean_gap_s: float = 0.45) -> np.ndarray:
     """Frame positions of keyframes, (K,) floats starting at 0 and ending at >= n_frames - 1.
 
-    Gaps are drawn around `mean_gap_s` (so speed changes from segment to segment); with
-    `pause_prob` a segment is a pause (the same key repeated), which the caller realises by
-    repeating the previous key value (see `pause_mask`)."""
+    Gaps are drawn around `mean_gap_s`, so speed changes from segment to segment. Pauses are
+    chosen separately (`pause_mask`, `apply_pauses`: a key repeating the previous one)."""
     times = [0.0]
     while times[-1] < n_frames - 1:
         gap = max(2.0, rng.gamma(3.0, mean_gap_s * fps / 3.0))
