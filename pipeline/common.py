@@ -82,6 +82,7 @@ def mlflow_run(stage: str, params: Params, tags: dict[str, str] | None = None, *
     exp = os.environ.get("DVC_EXP_NAME")
     run_name = f"{exp}/{stage}" if exp else stage
     all_tags = {"stage": stage, "git_commit": git_commit(), "dvc_exp": exp or ""}
+    all_tags.update(params.mlflow.tags)  # e.g. ablation_table4: quaternion (s2hand/ablations)
     all_tags.update(tags or {})
     with mlflow.start_run(run_name=run_name, tags=all_tags, **kwargs) as run:
         if "run_id" not in kwargs:

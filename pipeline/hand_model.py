@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.common import repo_root, stage_params
+from pipeline.common import stage_params
 from s2hand.config import Params
 from s2hand.hand.layer import HandLayer
 from s2hand.hand.mano_io import MANO_TIP_IDS, load_mano_pickle, read_hand_model, write_mano_npz
@@ -148,7 +148,7 @@ def _write_report(npz: Path, target: Path, model_name: str) -> None:
 
 def main() -> None:
     params = stage_params()
-    root = repo_root()
+    root = Path.cwd()  # the stage's working copy (a queued experiment runs in its own; DVC_ROOT is the main repo)
     t0 = time.perf_counter()
     if params.hand.model == "open":
         o = params.hand.open

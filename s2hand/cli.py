@@ -26,6 +26,11 @@ class Command:
 # name -> (one-line help shown by `s2hand -h`, "module:attribute" of its Command)
 COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("score a pred.json against FreiHAND-layout ground truth", "s2hand.cli:EVALUATE"),
+    "predict": ("3D joints and meshes for a folder of images or a video (pred.json, OBJ, overlay)",
+                "s2hand.evaluate.predict:PREDICT"),
+    "ablations": ("the paper's ablations as DVC experiments: list, run, queue, report",
+                  "s2hand.ablations.cli:ABLATIONS"),
+    "mlflow-ui": ("open the MLflow UI on 127.0.0.1 over mlruns.db", "s2hand.ablations.cli:MLFLOW_UI"),
 }
 
 

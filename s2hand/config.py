@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from s2hand.search.plan import GridSearchParams  # the grid_search section (plain pydantic, no I/O)
+
 
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are immutable."""
@@ -54,13 +56,14 @@ class RenderParams(Section):
 class SyntheticParams(Section):
     """The embedded synthetic hand-video dataset (data.name == synthetic)."""
 
-    sequences: int = Field(40, ge=3, le=100000)
-    frames: int = Field(30, ge=2, le=10000)
+    sequences: int = Field(100, ge=3, le=100000)
+    frames: int = Field(16, ge=2, le=10000)
     image_size: int = Field(128, ge=32, le=1024)
     fps: float = Field(30.0, gt=0)
     val_fraction: float = Field(0.15, ge=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
+    grasp_prob: float = Field(0.5, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
     wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
     wild_frames: int = Field(60, ge=16, le=10000)
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
@@ -148,7 +151,10 @@ class LossWeights(Section):
 
 
 class MlflowParams(Section):
+    """Where training runs are logged. Listed in no stage's params: changing them reruns nothing."""
+
     experiment: str = Field("s2hand", min_length=1)
+    tags: dict[str, str] = {}  # added to every run (the ablations set ablation_<table>: <row>)
 
 
 class StageSchedule(Section):
@@ -170,6 +176,7 @@ class TrainModelParams(Section):
     encoder_init: Literal["imagenet", "random"] = "imagenet"
     encoder_weights: str | None = None  # local state dict; None: lite0's packaged ImageNet weights
     color_activation: Literal["sigmoid", "tanh"] = "sigmoid"
+    camera_init: Literal["last", "released"] = "last"  # hidden layers of the scale/rot/trans heads (nets/heads.py)
     hg_stacks: int = Field(2, ge=1, le=8)
     hg_feats: int = Field(64, ge=8, le=1024)
     hg_modules: int = Field(1, ge=1, le=4)
@@ -214,6 +221,10 @@ class TrainParams(Section):
 
     input_size: int = Field(128, ge=32, le=1024)  # network input side, px (paper 224); multiple of 4
     min_keypoints: int = Field(1, ge=0, le=21)  # train frames with fewer detected keypoints are left out
+    # self: the paper's self-supervised terms; full3d: the upper-bound ablation, ground-truth 3D joints
+    # and vertices (s2hand.losses.supervised) in place of E_loc, E_ori, E_pixel, E_SSIM
+    supervision: Literal["self", "full3d"] = "self"
+    full3d_weight: float = Field(1.0, gt=0)  # weight of E_sup3d (metres) under full3d
     model: TrainModelParams = TrainModelParams()
     loss: TrainLossParams = TrainLossParams()
     augment: AugmentParams = AugmentParams()
@@ -245,6 +256,17 @@ class VideoParams(Section):
     max_batches: int = Field(60, ge=0)  # batches per epoch (0: every window once); CPU budget cap
 
 
+class EvaluateParams(Section):
+    """Stage evaluate (s2hand/evaluate, docs/evaluation.md): S2HAND, S2HAND(V) and the mean-pose
+    baseline on one split; ACC windows and quaternion-loss windows follow video.n / video.interval."""
+
+    split: str = Field("test", min_length=1)  # a split of outputs/dataset with 3D ground truth
+    batch_size: int = Field(32, ge=1, le=4096)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    qualitative_frames: int = Field(4, ge=0, le=32)  # test frames in reports/evaluate/qualitative.png
+    qualitative_size: int = Field(192, ge=64, le=1024)  # px per panel of that figure
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     hand: HandParams = HandParams()
@@ -256,6 +278,8 @@ class Params(Section):
     mlflow: MlflowParams = MlflowParams()
     train: TrainParams = TrainParams()
     video: VideoParams = VideoParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    grid_search: GridSearchParams = GridSearchParams()  # loss-weight search (s2hand/search, docs/grid_search.md)
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> "Params":

@@ -303,13 +303,28 @@ def test_initial_prediction_is_the_documented_init(encoder, init):
     net = _small_net(encoder=encoder, encoder_init=init).eval()
     with torch.no_grad():
         out = net(_photo("chelsea", 64).repeat(2, 1, 1, 1), branch="3d")
-    assert torch.allclose(out["scale"], torch.tensor(0.95), atol=1e-3)
-    assert torch.allclose(out["trans"], torch.tensor([0.0, 0.0, 0.65]), atol=1e-3)
-    assert torch.allclose(out["rot"], torch.tensor(axis_angle_facing_camera()), atol=1e-3)
+    # within millimetres / milliradians of the biases (camera_init "last": hidden layers at default init)
+    assert torch.allclose(out["scale"], torch.tensor(0.95), atol=5e-3)
+    assert torch.allclose(out["trans"], torch.tensor([0.0, 0.0, 0.65]), atol=5e-3)
+    assert torch.allclose(out["rot"], torch.tensor(axis_angle_facing_camera()), atol=5e-3)
     assert out["pose_pca"].abs().max() < 0.05 and out["shape"].abs().max() < 0.05
     assert torch.allclose(out["face_colors"], torch.tensor(MEAN_SKIN_COLOR), atol=0.02)
     assert torch.allclose(out["light"], torch.tensor(DEFAULT_LIGHT), atol=0.05)
     assert out["kp2d"] is None
+
+
+def test_camera_heads_see_the_image_from_the_start_unless_released_init():
+    """camera_init "last": scale / translation outputs differ between images at step 0, so their
+    gradients reach every layer; "released" (all layers N(0, 1e-3)) gives one constant output."""
+    x = torch.cat([_photo("chelsea", 64), _photo("astronaut", 64)])
+    spread = {}
+    for init in ("last", "released"):
+        torch.manual_seed(0)
+        net = _small_net(encoder="lite0", encoder_init="imagenet", camera_init=init).eval()
+        with torch.no_grad():
+            out = net(x, branch="3d")
+        spread[init] = float((out["trans"][0] - out["trans"][1]).abs().max() + (out["scale"][0] - out["scale"][1]).abs().max())
+    assert spread["last"] > 1e-4 and spread["released"] < 1e-3 * spread["last"], spread
 
 
 def test_facing_rotation_turns_canonical_hand_to_camera():

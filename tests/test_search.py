@@ -91,7 +91,7 @@ def test_run_counts_of_the_profiles():
     assert build_plan(GridSearchParams(profile="full", variant="s2hand_v")).phase2_runs == 111
     reduced = build_plan(GridSearchParams())
     assert (reduced.min_runs, reduced.max_runs) == (26, 26)  # 1 + 2*3, 3 + 9, 1 + 3*2
-    assert build_plan(GridSearchParams(variant="s2hand_v")).min_runs == 29
+    assert build_plan(GridSearchParams(variant="s2hand_v")).min_runs == 32  # 1 + 4*3, 3 + 9, 1 + 3*2 (ts searched too)
 
 
 def test_params_reject_bad_orders():

@@ -31,17 +31,17 @@ def fist_pose() -> np.ndarray:
     return np.deg2rad(deg).reshape(45)
 
 
-def sample_natural_poses(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_natural_poses(n: int, rng: np.random.Generator, grasp_prob: float = 0.15) -> np.ndarray:
     """Synthetic natural finger poses inside limits.LIMITS_DEG. (n, 45) rad
 
-    A grasp synergy g in [0, 1] (mostly relaxed, Beta(1.2, 3.5); 15 % grasps, U(0.6, 1)) closes all
+    A grasp synergy g in [0, 1] (relaxed, Beta(1.2, 3.5), or with `grasp_prob` a grasp, U(0.6, 1)) closes all
     fingers together; each finger departs from it (+-0.15), the index sometimes points; spread
     (MCP y) opens as the hand opens; the pinky MCP pronates (x) as it closes; the thumb opposes
     (CMC x) and flexes (MCP, IP z) with its own closure; per-joint noise on every component.
     Finally every component is clipped 0.25 deg inside its range.
     """
     deg = np.zeros((n, 15, 3))
-    g = np.where(rng.random(n) < 0.85, rng.beta(1.2, 3.5, n), rng.uniform(0.6, 1.0, n))
+    g = np.where(rng.random(n) < 1.0 - grasp_prob, rng.beta(1.2, 3.5, n), rng.uniform(0.6, 1.0, n))
     spread = rng.uniform(-0.3, 1.0, n) * (1 - g)
     spread_deg = {"index": 8.0, "middle": 0.0, "ring": -6.0, "pinky": -9.0}
     for finger in ("index", "middle", "ring", "pinky"):

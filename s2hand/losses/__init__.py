@@ -4,6 +4,7 @@
     photometric   E_pixel, E_SSIM                (eq. 6, 7)
     regularizers  E_beta, E_C, E_s, E_J, E_regu  (eq. 9)
     temporal      E_quat, E_T&S and baselines    (eq. 17-22)
+    supervised    E_sup3d: the ground-truth 3D upper bound of the ablations (not in the paper)
     total         the weighted sums              (eq. 1, 2, 5, 8, 23)
 
 Tests: .venv/bin/python -m pytest -q tests/test_losses.py
@@ -34,6 +35,7 @@ from .temporal import (
     texture_shape_loss,
     video_temporal_loss,
 )
+from .supervised import supervised_3d_loss
 from .total import S2HAND_TERMS, VIDEO_TERMS, s2hand_loss, video_loss
 
 __all__ = [
@@ -43,5 +45,5 @@ __all__ = [
     "shape_loss", "texture_loss", "scale_loss", "joint_angle_loss", "regularization_loss",
     "quaternion_loss", "rotation_angle", "rotvec_to_quaternion", "temporal_loss", "smooth_loss",
     "texture_shape_loss", "video_temporal_loss",
-    "s2hand_loss", "video_loss",
+    "s2hand_loss", "video_loss", "supervised_3d_loss",
 ]

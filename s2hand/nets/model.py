@@ -52,11 +52,11 @@ class S2HandNet(nn.Module):
                  color_activation: Literal["sigmoid", "tanh"] = "sigmoid",
                  use_2d_branch: bool = True, hg_stacks: int = 2, hg_feats: int = 256,
                  hg_modules: int = 2, hg_depth: int = 4, hg_beta: float = 1.0,
-                 num_joints: int = 21):
+                 num_joints: int = 21, camera_init: Literal["last", "released"] = "last"):
         super().__init__()
         self.encoder = build_encoder(encoder, encoder_init, weights_path)
         self.geometry = GeometryHead(self.encoder.num_features, num_pose=num_pose,
-                                     num_shape=num_shape, init_rot=init_rot)
+                                     num_shape=num_shape, init_rot=init_rot, camera_init=camera_init)
         self.texture_light = TextureLightHead(self.encoder.low_channels, num_faces,
                                               color_activation=color_activation)
         self.hourglass = (StackedHourglass(num_joints, hg_stacks, hg_modules, hg_feats, hg_depth,

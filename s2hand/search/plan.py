@@ -93,12 +93,12 @@ GroupName = Literal["loc", "regu", "ori", "2d_cons", "photo", "quat", "ts"]
 # the reduced profile (fits a small budget); phase 1: 1 + 3 per weight, phase 2: 3^len(group) per group
 REDUCED = {
     "s2hand": {"phase1": ("ori", "photo"), "groups": ("ori", "photo"), "sensitivity": ("ori", "photo", "joint")},
-    "s2hand_v": {"phase1": ("ori", "photo", "quat"), "groups": ("photo", "quat"), "sensitivity": ("photo", "quat", "ts")},
+    "s2hand_v": {"phase1": ("ori", "photo", "quat", "ts"), "groups": ("photo", "quat"), "sensitivity": ("photo", "quat", "ts")},
 }
 
 
 class GridSearchParams(BaseModel):
-    """`search:` section of params.yaml. Fields left null take the profile's value (`build_plan`).
+    """`grid_search:` section of params.yaml. Fields left null take the profile's value (`build_plan`).
 
     profile reduced (default): phase 1 over REDUCED[variant] with 1 x10 step each side, phase 2
     on 2 groups, sensitivity on 3 weights (26 trials S2HAND, 29 S2HAND(V)). profile full: every
@@ -121,12 +121,16 @@ class GridSearchParams(BaseModel):
     sensitivity_factors: tuple[float, ...] = Field((0.5, 2.0), min_length=1, max_length=6)
     anchor: float = Field(1.0, gt=0)  # geo during the search (the paper's phi_loc = 1)
     output_geo: float | None = Field(0.001, gt=0)  # geo in selected_weights.yaml (rescaled); null: as searched
-    # the overfit protocol, read by the objective (supplementary: 30 samples, 10 epochs, Adam 1e-3, batch 10)
-    subset_size: int = Field(30, ge=1)
-    epochs: int = Field(10, ge=1)
+    # the overfit protocol, read by the objective (objective.py; supplementary: 30 samples, 10
+    # epochs, Adam 1e-3, batch 10, at the training resolution). Defaults: the CPU budget.
+    subset_size: int = Field(30, ge=2)  # train frames (s2hand_v: // video.n windows)
+    epochs: int = Field(4, ge=1)  # supplementary: 10
     lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(10, ge=1)
-    workers: int = Field(1, ge=1, le=256)  # CPU processes (1: serial, in-process)
+    batch_size: int = Field(10, ge=2)  # frames (s2hand_v: // video.n windows)
+    input_size: int = Field(64, ge=32, le=1024)  # network input px during the search (multiple of 4)
+    render_size: int = Field(32, ge=16, le=1024)  # differentiable render px during the search
+    workers: int = Field(2, ge=1, le=256)  # CPU processes (1: serial, in-process)
+    threads: int = Field(0, ge=0, le=256)  # torch threads per worker; 0: CPU cores // workers
     gpus: tuple[int, ...] = ()  # GPU ids: one worker per GPU (CUDA_VISIBLE_DEVICES), overrides workers
 
     @model_validator(mode="after")
@@ -153,6 +157,8 @@ class GridSearchParams(BaseModel):
             raise ValueError("phase2_groups: quat/ts groups exist only for variant s2hand_v")
         if any(f <= 0 for f in self.factors + self.sensitivity_factors):
             raise ValueError("factors and sensitivity_factors must be > 0")
+        if self.input_size % 4:
+            raise ValueError(f"input_size must be a multiple of 4, got {self.input_size}")
         return self
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from s2hand.io import atomic_file
 from s2hand.search.plan import SUBLOSSES, WEIGHT_NAMES, effective_weights, weighted_losses
 from s2hand.search.runner import SearchResult, StepResult
 from s2hand.search.store import TrialRecord
@@ -64,7 +65,9 @@ def phase1_table(step: StepResult) -> str:
     """One weight's order-of-magnitude selection, as Tables 11/12: one row per x10 value."""
     w = step.tuned[0]
     subs = _active(step.records)
-    header = [w] + [f"φE {s}" for s in subs] + [f"Σ fixed ({' + '.join(step.fixed) or '-'}) ↓", "accuracy error ↓"]
+    on = effective_weights(step.best.weights)
+    fixed = [s for s in step.fixed if on[s] != 0]  # a loss switched off (quat, ts of S2HAND) adds nothing
+    header = [w] + [f"φE {s}" for s in subs] + [f"Σ fixed ({' + '.join(fixed) or '-'}) ↓", "accuracy error ↓"]
     rows = []
     for r in sorted(step.records, key=lambda r: r.weights[w]):
         wl = weighted_losses(r.weights, r.losses)
@@ -145,12 +148,11 @@ def render_report(result: SearchResult) -> str:
 def write_selected_weights(path: str | Path, result: SearchResult) -> dict[str, float]:
     """Write `weights: {...}` (params.yaml fragment) with the apply command in its header."""
     weights = result.output_weights()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     head = (
         f"# Loss weights selected by the {result.plan.variant} grid search (s2hand/search). Apply with:\n"
         f"#   {apply_command(weights)}\n"
         "# or copy this mapping over `weights:` in params.yaml.\n"
     )
-    path.write_text(head + yaml.safe_dump({"weights": weights}, sort_keys=False))
+    with atomic_file(path) as f:
+        f.write(head + yaml.safe_dump({"weights": weights}, sort_keys=False))
     return weights

@@ -95,19 +95,24 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
 
 
 @torch.no_grad()
+def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable) -> dict[str, np.ndarray]:
+    """The constant mean-pose, mean-shape hand (module docstring), no global rotation, with its
+    middle MCP on each frame's ground-truth middle MCP. -> joints (N, 21, 3), verts (N, V, 3)."""
+    if train.pose is None or table.joints3d is None:
+        raise ValueError("the mean-pose baseline needs the training poses and the split's 3D ground truth")
+    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32)[None]  # (1, 45)
+    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32)[None]
+    hand = layer.to("cpu")(torch.zeros(1, 3), pose45, beta, pca=False)
+    centre = hand.joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (1, 1, 3)
+    root = table.joints3d[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (N, 1, 3)
+    return {"joints": (hand.joints - centre).numpy() + root, "verts": (hand.verts - centre).numpy() + root}
+
+
 def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> dict[str, float]:
     """Metrics of the constant mean-pose, mean-shape hand (module docstring) on `val`."""
     if train.pose is None or val.joints3d is None:
         return {}
-    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32)[None]  # (1, 45)
-    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32)[None]
-    hand = layer.to("cpu")(torch.zeros(1, 3), pose45, beta, pca=False)
-    centre = hand.joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]
-    j = (hand.joints - centre)[0].numpy()  # (21, 3)
-    v = (hand.verts - centre)[0].numpy()  # (V, 3)
-    root = val.joints3d[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (N, 1, 3)
-    preds = {"joints": j[None] + root, "verts": v[None] + root}
-    m = validation_metrics(preds, val)
+    m = validation_metrics(mean_pose_predictions(layer, train, val), val)
     return {k: v for k, v in m.items() if not k.endswith("px")}
 
 

@@ -53,6 +53,7 @@ from s2hand.losses import (
     video_loss,
     video_temporal_loss,
 )
+from s2hand.losses.supervised import supervised_3d_loss
 from s2hand.nets import S2HandNet, axis_angle_facing_camera
 from s2hand.render import HandRenderer, RenderOutput, project
 
@@ -73,7 +74,7 @@ def build_net(params: Params, num_faces: int) -> S2HandNet:
     m = params.train.model
     return S2HandNet(m.encoder, m.encoder_init, m.encoder_weights, num_faces=num_faces,
                      num_pose=params.hand.num_pca_comps, num_shape=10, init_rot=axis_angle_facing_camera(),
-                     color_activation=m.color_activation, use_2d_branch=True, hg_stacks=m.hg_stacks,
+                     color_activation=m.color_activation, camera_init=m.camera_init, use_2d_branch=True, hg_stacks=m.hg_stacks,
                      hg_feats=m.hg_feats, hg_modules=m.hg_modules, hg_depth=m.hg_depth, hg_beta=m.hg_beta)
 
 
@@ -82,7 +83,7 @@ class S2HandSystem(nn.Module):
 
     def __init__(self, net: S2HandNet, layer: HandLayer, renderer: HandRenderer, weights: LossWeights,
                  loss: TrainLossParams, input_size: int, video: VideoParams | None = None,
-                 orthographic: bool = False):
+                 orthographic: bool = False, supervision: str = "self", full3d_weight: float = 1.0):
         super().__init__()
         self.net = net
         self.layer = layer
@@ -92,6 +93,8 @@ class S2HandSystem(nn.Module):
         self.input_size = int(input_size)
         self.video = video if video is not None else VideoParams()
         self.orthographic = bool(orthographic)  # projection and renderer (S2HAND(V) Table 8 variant)
+        self.supervision = supervision  # "full3d": upper-bound ablation (s2hand.losses.supervised)
+        self.full3d_weight = float(full3d_weight)
         self.autocast_dtype: torch.dtype | None = None  # set to torch.bfloat16 for CUDA autocast
         self.ddp: nn.Module | None = None  # DistributedDataParallel(net) when training with DDP
 
@@ -106,7 +109,8 @@ class S2HandSystem(nn.Module):
                                 faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0),
                                 orthographic=orthographic)
         return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size,
-                   video=params.video, orthographic=orthographic)
+                   video=params.video, orthographic=orthographic, supervision=params.train.supervision,
+                   full3d_weight=params.train.full3d_weight)
 
     # ----------------------------------------------------------------------------- forward
     def run_net(self, images: Tensor, branch: str, ddp: bool = True) -> dict:
@@ -139,9 +143,12 @@ class S2HandSystem(nn.Module):
         return self.renderer(pred.verts, out["face_colors"], out["light"], K)
 
     # ----------------------------------------------------------------------------- losses
-    def loss_terms(self, batch: dict[str, Tensor], stage: Stage) -> tuple[dict[str, Tensor], dict]:
+    def loss_terms(self, batch: dict[str, Tensor], stage: Stage, photometric: bool | None = None
+                   ) -> tuple[dict[str, Tensor], dict]:
         """Unweighted loss terms of `stage` (keys of s2hand.losses.S2HAND_TERMS) and the raw
-        network output plus decoded prediction (for pictures)."""
+        network output plus decoded prediction (for pictures). photometric: render and compute
+        E_pixel / E_SSIM; None: only when weights.photo > 0 (True reports them at weight 0, as
+        the weight search needs)."""
         images, K, kp, conf = batch["image"], batch["K"], batch["kp"], batch["conf"]
         S = float(self.input_size)
         lc = self.loss_cfg
@@ -155,7 +162,7 @@ class S2HandSystem(nn.Module):
             extra["pred"] = pred
             terms["loc"] = location_loss(pred.j_pro, kp, conf, lc.location, image_size=S)
             terms["ori"] = bone_orientation_loss(pred.j_pro, kp, conf)
-            if self.weights.photo > 0:
+            if ((self.weights.photo > 0) if photometric is None else photometric) and self.supervision == "self":
                 rend = self.render(pred, out, K)
                 extra["render"] = rend
                 small = F.interpolate(images, size=rend.image.shape[-2:], mode="bilinear", align_corners=False,
@@ -171,6 +178,9 @@ class S2HandSystem(nn.Module):
                 terms["cons"] = consistency_loss(pred.j_pro, out["kp2d"], image_size=S)
             if stage == "finetune_video":
                 terms.update(self.video_terms(out, pred))
+            if self.supervision == "full3d":  # ground truth in place of E_loc, E_ori (and E_photo above)
+                del terms["loc"], terms["ori"]
+                terms["sup3d"] = self.full3d_term(batch, pred)
         return terms, extra
 
     def video_terms(self, out: dict, pred: HandPrediction) -> dict[str, Tensor]:
@@ -192,9 +202,19 @@ class S2HandSystem(nn.Module):
                                              self.layer.canonical_face_normals().to(fc))
         return terms
 
+    def full3d_term(self, batch: dict[str, Tensor], pred: HandPrediction) -> Tensor:
+        """E_sup3d of the upper-bound ablation against the batch's (augmented) ground truth."""
+        if "joints3d" not in batch or "verts" not in batch:
+            raise ValueError("train.supervision: full3d needs ground-truth joints3d and verts in the training data")
+        return supervised_3d_loss(pred.joints, pred.verts, batch["joints3d"], batch["verts"])
+
     def training_loss(self, batch: dict[str, Tensor], stage: Stage
                       ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """(total, weighted parts, unweighted terms) of `stage`'s energy."""
         terms, _ = self.loss_terms(batch, stage)
+        sup = {k: terms.pop(k) for k in ("sup3d",) if k in terms}  # full3d: weighted outside eq. 1
         total, parts = (video_loss if stage == "finetune_video" else s2hand_loss)(terms, self.weights)
+        for k, v in sup.items():
+            parts[k] = self.full3d_weight * v
+            total, terms[k] = total + parts[k], v
         return total, parts, terms

@@ -1,0 +1,106 @@
+"""`s2hand ablations ...` and `s2hand mlflow-ui` (registered in s2hand/cli.py COMMANDS).
+
+    s2hand ablations list   [--profile tiny|full] [--tables table3 table4]   # experiments and their -S
+    s2hand ablations run    [--profile ...] [--tables ...] [--prepare] [--rerun]   # one after another (CI)
+    s2hand ablations queue  [--profile ...] [--tables ...]                   # then: dvc queue start -j N
+    s2hand ablations report [--profile ...] [--out reports/ablations.md]
+    s2hand mlflow-ui [--port 5000]                                           # MLflow UI on 127.0.0.1
+
+Run from the repository root (where dvc.yaml, params.yaml, ablations.yaml and mlruns.db are).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from s2hand.cli import Command, CommandError
+
+from .spec import AblationError, exp_run_args, load_spec, plan_experiments
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("list", "run", "queue", "report"))
+    p.add_argument("--profile", default="full", help="profile of ablations.yaml (full: params.yaml as is; tiny: CI)")
+    p.add_argument("--tables", nargs="+", help="table ids (default: all)")
+    p.add_argument("--spec", default="ablations.yaml")
+    p.add_argument("--rerun", action="store_true", help="run experiments that already exist again")
+    p.add_argument("--prepare", action="store_true",
+                   help="run/queue: first apply the profile to params.yaml and dvc repro it in the workspace, "
+                        "so experiments rerun only what their overrides touch (CI, scratch clones)")
+    p.add_argument("--out", default="reports/ablations.md", help="report: the markdown file to write")
+    p.add_argument("--db", default="mlruns.db", help="report: the MLflow SQLite store the stages log to")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from s2hand.io import atomic_file
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    root = Path.cwd()
+    try:
+        spec = load_spec(args.spec, root / "params.yaml")
+        base = yaml.safe_load((root / "params.yaml").read_text())
+        exps = plan_experiments(spec, args.profile, args.tables, base=base)
+        if args.action == "list":
+            for e in exps:
+                print(f"{e.name}  [{', '.join(f'{t}.{r}' for t, r in e.members)}]")
+                print("    " + " ".join(exp_run_args(e, spec, args.profile, queue=False)))
+        elif args.action == "run":
+            from .runner import prepare_workspace, run_all
+
+            if args.prepare:
+                print(f"prepared the workspace ({args.profile} profile) in {prepare_workspace(exps, spec, args.profile, root):.0f} s")
+            times = run_all(exps, spec, args.profile, root, skip_existing=not args.rerun)
+            print(f"ran {len(times)} experiment(s) in {sum(times.values()) / 60:.1f} min: "
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+        elif args.action == "queue":
+            from .runner import prepare_workspace, queue_all
+
+            if args.prepare:
+                print(f"prepared the workspace ({args.profile} profile) in {prepare_workspace(exps, spec, args.profile, root):.0f} s")
+            names = queue_all(exps, spec, args.profile, root, skip_existing=not args.rerun)
+            print(f"queued {len(names)} experiment(s); start them with: dvc queue start -j N "
+                  "(follow: dvc queue status; then s2hand ablations report)")
+        else:
+            from .report import build_tables, mlflow_runs, render_markdown
+            from .runner import exp_results
+
+            runs = mlflow_runs(f"sqlite:///{Path(args.db).resolve()}", f"{spec.mlflow_experiment}-{args.profile}")
+            frames = build_tables(spec, args.profile, exp_results(root), runs, base=base)
+            text = render_markdown(spec, args.profile, frames)
+            with atomic_file(args.out) as f:
+                f.write(text)
+            print(text)
+    except AblationError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
+def _ui_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--db", default="mlruns.db", help="the SQLite store (default: the repository's)")
+
+
+def _ui_run(args: argparse.Namespace) -> int:
+    """Serve the MLflow UI on loopback only (127.0.0.1) over the pipeline's SQLite store."""
+    db = Path(args.db).resolve()
+    if not db.is_file():
+        raise CommandError(f"{db}: no MLflow store (run a training stage first)")
+    exe = shutil.which("mlflow", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        raise CommandError("the mlflow command is not installed in this environment")
+    cmd = [exe, "ui", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it); compare an ablation: open experiment "
+          f"s2hand-ablations-<profile>, filter e.g. tags.ablation_table4 LIKE '%', select the runs, Compare")
+    return subprocess.call(cmd)
+
+
+ABLATIONS = Command(help="the paper's ablations as DVC experiments: list, run, queue, report",
+                    add_arguments=_arguments, run=_run)
+MLFLOW_UI = Command(help="open the MLflow UI on 127.0.0.1 over mlruns.db", add_arguments=_ui_arguments, run=_ui_run)

@@ -1,0 +1,58 @@
+"""Trained models back from their checkpoint files.
+
+    system, info = load_system("outputs/checkpoints/finetune/model.pt", "outputs/hand_model/MANO_RIGHT.npz")
+    system.predict(images, K)     # eval mode, 3D branch
+
+A checkpoint (s2hand.train.loop) holds the network's state dict and the `train` and `hand` params
+it was trained with; the network is rebuilt from those, not from today's params.yaml, so a model
+stays loadable after params change. The encoder is built with random init (its weights are then
+overwritten by the checkpoint's), which needs neither the ImageNet file nor a download. The camera
+(perspective or orthographic, S2HAND(V)'s Table 8 variant) is not in the checkpoint: the caller
+says which.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from s2hand.config import HandParams, Params, TrainParams
+from s2hand.train.system import S2HandSystem
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing or is not a trained S2HAND model."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(f"{path}: not a torch checkpoint ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("net", "train", "hand") if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: not a trained model file (no {', '.join(missing)}; "
+                              "outputs/checkpoints/<stage>/model.pt are)")
+    return ck
+
+
+def load_system(checkpoint: str | Path, hand_model: str | Path, orthographic: bool = False,
+                device: torch.device | str = "cpu") -> tuple[S2HandSystem, dict]:
+    """(system in eval mode on `device`, {"stage", "step", "input_size"}) from a model file."""
+    ck = read_checkpoint(checkpoint)
+    train = TrainParams.model_validate(ck["train"])
+    train = train.model_copy(update={"model": train.model.model_copy(update={"encoder_init": "random",
+                                                                             "encoder_weights": None})})
+    params = Params(train=train, hand=HandParams.model_validate(ck["hand"]))
+    system = S2HandSystem.from_params(params, hand_model, orthographic=orthographic)
+    try:
+        system.net.load_state_dict(ck["net"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{checkpoint}: weights do not fit the network its params describe "
+                              f"(hand model {hand_model} with another face count?): {str(e)[:300]}") from None
+    system.to(device).eval()
+    return system, {"stage": str(ck.get("stage", "")), "step": int(ck.get("step", 0)),
+                    "input_size": int(train.input_size)}

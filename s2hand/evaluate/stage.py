@@ -1,0 +1,125 @@
+"""The whole evaluation of the `evaluate` stage, as a library call (no DVC or MLflow here).
+
+    paths = EvaluatePaths(dataset="outputs/dataset", keypoints="outputs/keypoints",
+                          hand_model="outputs/hand_model/MANO_RIGHT.npz",
+                          checkpoints={"s2hand": ".../finetune/model.pt", "s2hand_v": ".../finetune_video/model.pt"},
+                          reports="reports")
+    summary = run_evaluation(params.evaluate, params.video, paths)
+
+Evaluates every checkpoint (S2HAND(V)'s camera from video.camera) and the mean-pose baseline on
+`evaluate.split` and writes
+    reports/metrics.json            numbers only (DVC metrics)
+    reports/README.md               tables of the paper's kind (s2hand.evaluate.report)
+    reports/evaluate/pck_joints.csv, pck_verts.csv, within_2d.csv   curves (DVC plots)
+    reports/evaluate/pck.png, qualitative.png
+Everything is computed first and written last: reports/evaluate/ is replaced as one folder
+(s2hand.io.atomic_dir), metrics.json and README.md each atomically, so a failure leaves the old
+report in place, never half a new one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2hand.config import EvaluateParams, VideoParams
+from s2hand.data.table import load_split
+from s2hand.hand.layer import HandLayer
+from s2hand.io import atomic_dir, atomic_file
+from s2hand.train.data import HandFrames
+
+from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
+from .models import load_system
+from .report import MODEL_LABELS, metrics_json, readme, write_curves
+from .run import (
+    EvalResult,
+    describe_split,
+    evaluate_detector,
+    evaluate_mean_pose,
+    evaluate_model,
+    ground_truth_smoothness,
+    load_eval_split,
+)
+
+SUBDIR = "evaluate"
+CURVE_FILES = ("pck_joints.csv", "pck_verts.csv", "within_2d.csv")
+
+
+@dataclasses.dataclass
+class EvaluatePaths:
+    dataset: Path
+    keypoints: Path | None
+    hand_model: Path
+    checkpoints: dict[str, Path]  # model name ("s2hand", "s2hand_v") -> model.pt
+    reports: Path  # folder of metrics.json, README.md and evaluate/
+
+    def __post_init__(self) -> None:
+        self.dataset, self.hand_model, self.reports = Path(self.dataset), Path(self.hand_model), Path(self.reports)
+        self.keypoints = None if self.keypoints is None else Path(self.keypoints)
+        self.checkpoints = {k: Path(v) for k, v in self.checkpoints.items()}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def qualitative_indices(n_frames: int, count: int) -> np.ndarray:
+    """`count` frames spread evenly over the split (the middle of each of `count` equal parts)."""
+    count = min(count, n_frames)
+    return ((np.arange(count) + 0.5) * n_frames / max(count, 1)).astype(int)
+
+
+def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths) -> dict:
+    """Evaluate, then write the report files (module docstring). -> {"metrics", "setup", "files"}."""
+    t0 = time.perf_counter()
+    device = pick_device(ep.device)
+    split = load_eval_split(paths.dataset, ep.split, paths.keypoints)
+    results: dict[str, EvalResult] = {}
+    blocks: dict[str, np.ndarray] = {}
+    checkpoints: dict[str, tuple[str, int]] = {}
+    layer = None
+    idx = qualitative_indices(len(split.table), ep.qualitative_frames)
+    for name, path in paths.checkpoints.items():
+        ortho = name == "s2hand_v" and video.camera == "orthographic"
+        system, info = load_system(path, paths.hand_model, orthographic=ortho, device=device)
+        results[name] = evaluate_model(system, split, ep.batch_size, video.n, video.interval, device)
+        if len(idx):
+            ds = HandFrames(split.table, split.root, None, system.input_size)
+            blocks[name] = hand_rows(system, ds, idx, ep.qualitative_size, MODEL_LABELS.get(name, name), device)
+        checkpoints[name] = (path.as_posix(), info["step"])
+        layer = system.layer
+    if layer is None:
+        layer = HandLayer.from_file(paths.hand_model)
+    results["mean_pose"] = evaluate_mean_pose(layer.cpu(), load_split(paths.dataset, "train"), split)
+    detector = evaluate_detector(split)
+    metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table))
+    setup = {**describe_split(split), "checkpoints": checkpoints, "temporal_loss": video.temporal_loss,
+             "ts": video.ts, "camera": video.camera}
+
+    # everything computed: now write
+    curves = {k: r.curves for k, r in results.items()}
+    pck_png = pck_figure(curves, split.px_thresholds, None if detector is None else detector.curves["within_px"],
+                         MODEL_LABELS)
+    out_dir = paths.reports / SUBDIR
+    with atomic_dir(out_dir) as tmp:
+        write_curves(tmp, results, detector, split.px_thresholds)
+        (tmp / "pck.png").write_bytes(pck_png)
+        if blocks:
+            (tmp / "qualitative.png").write_bytes(png_bytes(qualitative_figure(blocks)))
+        for f in (tmp, *tmp.iterdir()):  # mkdtemp / mkstemp make them private; reports are for reading
+            f.chmod(0o755 if f.is_dir() else 0o644)
+    seconds = time.perf_counter() - t0
+    setup["seconds"] = seconds
+    with atomic_file(paths.reports / "metrics.json") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with atomic_file(paths.reports / "README.md") as f:
+        f.write(readme(metrics, setup))
+    files = [paths.reports / "metrics.json", paths.reports / "README.md", *sorted(out_dir.iterdir())]
+    return {"metrics": metrics, "setup": setup, "files": files}

@@ -1,0 +1,110 @@
+"""`dvc exp run -S weights.quat=0.1` after a complete repro reruns finetune_video and what depends
+on it (and any stage that itself reads the weight), nothing upstream; the ablations' MLflow
+params make no stage rerun.
+
+Two checks through DVC itself: the pipeline graph of dvc.yaml (which stages declare the param,
+and everything downstream of them), and `dvc status` on a scratch repository holding this
+dvc.yaml, dvc.lock and params.yaml, before and after changing the param (DVC's own params
+comparison against the lock; the code and data deps are absent there and read the same in both
+statuses).
+
+    .venv/bin/python -m pytest -q tests/test_dvc_graph.py     # a few seconds
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+import yaml
+
+from s2hand.ablations.spec import set_dotted
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = {"hand_model", "download", "detect", "filter_yt3d", "pretrain_2d", "pretrain_3d", "finetune"}
+
+
+def _declares(stage, key: str) -> bool:
+    """Whether `stage` lists params.yaml's `key` (or a section above it) among its params."""
+    for dep in stage.deps:
+        for p in getattr(dep, "params", None) or []:
+            if key == p or key.startswith(p + "."):
+                return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def index():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        yield repo.index.graph, {s.addressing: s for s in repo.index.stages}
+
+
+def _reruns(graph, stages, key: str) -> set[str]:
+    """Stages that declare `key` and every stage downstream of them (DVC's graph points from a
+    stage to the stages it depends on, so downstream = networkx ancestors)."""
+    assert stages["pretrain_2d"] in nx.descendants(graph, stages["finetune"])  # the edge direction
+    direct = {s for s in stages.values() if _declares(s, key)}
+    out = set(direct)
+    for s in direct:
+        out |= nx.ancestors(graph, s)
+    return {s.addressing for s in out}
+
+
+def test_quat_weight_reruns_finetune_video_and_downstream_only(index):
+    graph, stages = index
+    reruns = _reruns(graph, stages, "weights.quat")
+    assert "finetune_video" in reruns
+    assert not reruns & UPSTREAM, reruns & UPSTREAM
+    downstream = {s.addressing for s in nx.ancestors(graph, stages["finetune_video"])}
+    assert {"finetune_video"} | downstream <= reruns
+    # anything else that reruns declares the weight itself (e.g. a stage reading all of `weights`)
+    for name in reruns - downstream - {"finetune_video"}:
+        assert _declares(stages[name], "weights.quat"), name
+
+
+@pytest.mark.parametrize("key", ["mlflow.experiment", "mlflow.tags"])
+def test_mlflow_params_rerun_nothing(index, key):
+    graph, stages = index
+    assert _reruns(graph, stages, key) == set()
+
+
+def _param_changes(status: dict) -> dict[str, dict]:
+    """{stage: {param: change}} from `dvc status --json`."""
+    out: dict[str, dict] = {}
+    for stage, items in status.items():
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                params = (item.get("changed deps") or {}).get("params.yaml")
+                if isinstance(params, dict):
+                    out[stage] = params
+    return out
+
+
+def test_dvc_status_after_setting_quat_spares_upstream_stages(tmp_path):
+    """The real check: DVC compares params.yaml against dvc.lock."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if dvc is None or not (ROOT / "dvc.lock").is_file():
+        pytest.skip("needs the dvc executable and a dvc.lock (a complete repro)")
+    for f in ("dvc.yaml", "dvc.lock", "params.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([dvc, "config", "--local", "core.analytics", "false"], cwd=tmp_path, check=True)
+
+    def status() -> dict[str, dict]:
+        out = subprocess.run([dvc, "status", "--json"], cwd=tmp_path, capture_output=True, text=True, check=True)
+        return _param_changes(yaml.safe_load(out.stdout or "{}"))
+
+    before = status()
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert raw["weights"]["quat"] != 0.1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(set_dotted(raw, "weights.quat", 0.1)))
+    after = status()
+    changed = {s for s in set(before) | set(after) if before.get(s) != after.get(s)}
+    assert "finetune_video" in changed and not changed & UPSTREAM, changed
+    assert after["finetune_video"].get("weights.quat") == "modified"

@@ -1,0 +1,233 @@
+"""The evaluate stage: report sentences follow the numbers, metrics.json keys, the plot files and
+dvc.yaml's declarations, the whole evaluation on a tiny generated dataset with an untrained
+network, time runs for ACC, and its error paths.
+
+The FreiHAND evaluation itself is checked against an independent reading of the official script in
+tests/test_metrics.py (test_matches_reference_on_random_data, test_cli_evaluate_end_to_end).
+    .venv/bin/python -m pytest -q tests/test_evaluate.py
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from s2hand.config import EvaluateParams, VideoParams, validate_params
+from s2hand.data.table import FrameTable, load_split
+from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
+from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, write_curves
+from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
+from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
+from s2hand.train.system import S2HandSystem
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
+                                          "hg_stacks": 2, "hg_modules": 1, "hg_depth": 2}}
+
+
+def tiny_checkpoint(path: Path, hand_model: Path, stage: str = "finetune", seed: int = 0) -> Path:
+    """An untrained network saved the way s2hand.train.loop saves trained ones."""
+    params = validate_params({"train": TINY_TRAIN, "render": {"size": 32}})
+    torch.manual_seed(seed)
+    system = S2HandSystem.from_params(params, hand_model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"net": system.net.state_dict(), "stage": stage, "step": 0, "train": params.train.model_dump(),
+                "hand": params.hand.model_dump(), "seed": seed}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tiny_training_data, tmp_path_factory):
+    data, kp_dir, hand = tiny_training_data(10)
+    root = tmp_path_factory.mktemp("eval")
+    cks = {"s2hand": tiny_checkpoint(root / "ck" / "finetune.pt", hand),
+           "s2hand_v": tiny_checkpoint(root / "ck" / "finetune_video.pt", hand, "finetune_video", seed=1)}
+    paths = EvaluatePaths(dataset=data, keypoints=kp_dir, hand_model=hand, checkpoints=cks, reports=root / "reports")
+    ep = EvaluateParams(split="val", batch_size=8, device="cpu", qualitative_frames=2, qualitative_size=64)
+    summary = run_evaluation(ep, VideoParams(), paths)
+    return summary, paths
+
+
+# ---- report from synthetic numbers -----------------------------------------------------------------
+
+def _model(mpjpe: float, **extra: float) -> dict:
+    m = {"auc_j": 1 - mpjpe / 5, "mpjpe_cm": mpjpe, "auc_v": 1 - mpjpe / 5, "mpvpe_cm": mpjpe, "f5": 1 - mpjpe / 3,
+         "f15": 1 - mpjpe / 10}
+    return {**m, **extra}
+
+
+def _sentence(text: str, heading: str) -> str:
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return next(line for line in section.splitlines() if line.startswith(("Paper", "The paper")))
+
+
+SETUP = {"dataset": "synthetic", "split": "test", "frames": 10, "sequences": 2, "image_size": 64, "fps": 30.0,
+         "checkpoints": {"s2hand": ("a.pt", 1), "s2hand_v": ("b.pt", 2)}, "temporal_loss": "quaternion",
+         "ts": True, "camera": "perspective"}
+
+
+def test_readme_directions_follow_the_numbers():
+    video = dict(acc_mm_frame2=1.0, acc_err_mm_frame2=1.0, quat_loss=0.01, texture_sd=0.01, shape_sd=0.01)
+    worse_video = {k: 2 * v for k, v in video.items()}
+    good = {"s2hand": _model(1.2, **worse_video), "s2hand_v": _model(1.0, **video), "mean_pose": _model(1.5)}
+    bad = {"s2hand": _model(1.0, **video), "s2hand_v": _model(1.2, **worse_video), "mean_pose": _model(0.9)}
+    t_good, t_bad = readme(good, SETUP), readme(bad, SETUP)
+    s = _sentence(t_good, "Tables 1 and 2")
+    assert "better on 6 of 6" in s and "direction held" in s and "S2HAND is better on 6 of 6" in s
+    s = _sentence(t_bad, "Tables 1 and 2")
+    assert "better on 0 of 6" in s and "did not hold" in s and "S2HAND is better on 0 of 6" in s
+    assert "direction held" in _sentence(t_good, "Table 4") and "-16.7 %" in _sentence(t_good, "Table 4")
+    assert "did not hold" in _sentence(t_bad, "Table 4") and "+20.0 %" in _sentence(t_bad, "Table 4")
+    assert "ACC fell from 2.00 to 1.00" in _sentence(t_good, "Table 5") and "direction held" in _sentence(t_good, "Table 5")
+    assert "did not hold" in _sentence(t_bad, "Table 5")
+    assert "texture S.D. fell" in _sentence(t_good, "Table 9") and "direction held" in _sentence(t_good, "Table 9")
+    mixed = {**bad, "s2hand_v": {**bad["s2hand_v"], "texture_sd": 0.005}}
+    assert "held on 1 of 2 measures" in _sentence(readme(mixed, SETUP), "Table 9")
+    # without T&S the paper's S.D.s rose: rising numbers now follow the paper
+    assert "direction held" in _sentence(readme(bad, {**SETUP, "ts": False}), "Table 9")
+    # the paper's precision is kept (0.780, not 0.78) and paper rows are marked
+    assert "*0.780*" in t_good and "*paper: HO-3D test, S2HAND(V) (Table 2)*" in t_good
+
+
+def test_readme_names_the_configuration_and_handles_missing_numbers():
+    m = {"s2hand": _model(1.0), "s2hand_v": _model(1.0, quat_loss=None), "mean_pose": _model(1.0)}
+    text = readme(m, {**SETUP, "temporal_loss": "smooth", "ts": False})
+    assert "S2HAND(V) (w/ smooth loss)" in text and "n/a" in text
+    assert "could not be checked" in _sentence(text, "Table 9")
+    assert "The paper has no" in _sentence(readme(m, {**SETUP, "temporal_loss": "none"}), "Table 4")
+
+
+def _result(metrics: dict, n: int = 5) -> EvalResult:
+    t = list(np.linspace(0, 5, n))
+    curves = {"thresholds_cm": t, "pck_j": list(np.linspace(0, 1, n)), "pck_v": list(np.linspace(0, 1, n)),
+              "within_px": list(np.linspace(0, 1, 3)), "within_px_branch2d": list(np.linspace(0, 0.5, 3))}
+    return EvalResult(metrics, curves, {})
+
+
+def test_metrics_json_is_numbers_only():
+    res = {"s2hand": _result({"mpjpe_cm": 1.0, "mpvpe_cm": float("nan")}), "mean_pose": _result({"mpjpe_cm": 2.0})}
+    det = EvalResult({"mpjpe2d_px": 3.0, "detected_fraction": 0.5}, {"within_px": [0, 1, 1]}, {})
+    m = metrics_json(res, det, {"acc_mm_s2": 10.0}, frames=7)
+    assert m == {"frames": 7, "s2hand": {"mpjpe_cm": 1.0, "mpvpe_cm": None}, "mean_pose": {"mpjpe_cm": 2.0},
+                 "detector": {"detected_fraction": 0.5, "mpjpe2d_px": 3.0}, "ground_truth": {"acc_mm_s2": 10.0}}
+    json.dumps(m, allow_nan=False)
+
+
+def test_curve_files_and_dvc_yaml_agree(tmp_path):
+    res = {"s2hand": _result({}), "s2hand_v": _result({}), "mean_pose": _result({})}
+    del res["mean_pose"].curves["within_px"], res["mean_pose"].curves["within_px_branch2d"]
+    det = EvalResult({}, {"within_px": [0.0, None, 1.0]}, {})
+    write_curves(tmp_path, res, det, [0.0, 1.0, 2.0])
+    headers = {}
+    for f in ("pck_joints.csv", "pck_verts.csv", "within_2d.csv"):
+        rows = list(csv.reader((tmp_path / f).open()))
+        headers[f] = rows[0]
+        assert len({len(r) for r in rows}) == 1
+        for r in rows[1:]:
+            assert all(x == "" or np.isfinite(float(x)) for x in r)
+    assert headers["pck_joints.csv"] == ["threshold_cm", "s2hand", "s2hand_v", "mean_pose"]
+    assert headers["within_2d.csv"] == ["threshold_px", "s2hand_projected", "s2hand_branch2d", "s2hand_v_projected",
+                                        "s2hand_v_branch2d", "detector"]
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stage = dvc["stages"]["evaluate"]
+    assert "reports/metrics.json" in [next(iter(x)) if isinstance(x, dict) else x for x in stage["metrics"]]
+    declared = {next(iter(x)) if isinstance(x, dict) else x for x in stage["outs"]}  # curves: outs drawn by top-level plots
+    for plot in dvc["plots"]:
+        (_, spec), = plot.items()
+        for file, cols in spec["y"].items():
+            name = Path(file).name
+            assert file in declared and spec["x"] == headers[name][0]
+            assert set(cols) <= set(headers[name]), (file, cols)
+
+
+def test_time_runs_split_at_cuts_and_gaps():
+    seq = np.array([1, 1, 1, 1, 0, 0, 0, 2, -1])
+    frame = np.array([3, 0, 1, 2, 0, 1, 3, 0, 0])  # seq 0 misses frame 2
+    cut = np.array([False, False, False, True, False, False, False, False, False])  # cut before seq 1 frame 2
+    t = FrameTable(image=np.array([f"{i}" for i in range(9)]), K=np.tile(np.eye(3), (9, 1, 1)), seq=seq, frame=frame,
+                   cut=cut)
+    order, run = time_runs(t)
+    assert order.tolist() == [4, 5, 6, 1, 2, 3, 0, 7]  # still image (seq -1) left out
+    assert run.tolist() == [0, 0, 1, 2, 2, 3, 3, 4]
+    # constant velocity along each run: ACC = 0, ACC-ERR = 0 against itself
+    j = np.zeros((9, 21, 3))
+    j[:, :, 0] = frame[:, None] * 0.01
+    t2 = FrameTable(image=t.image[:4], K=t.K[:4], seq=np.zeros(4, np.int64), frame=np.arange(4))
+    m = acceleration_metrics(j[:4][np.argsort(frame[:4])], j[:4][np.argsort(frame[:4])], t2, fps=30.0)
+    assert m["acc_mm_frame2"] == pytest.approx(0.0, abs=1e-9) and m["acc_err_mm_s2"] == pytest.approx(0.0, abs=1e-6)
+    assert acceleration_metrics(j, j, t, fps=None) == {}  # no run of 3 frames
+
+
+# ---- the whole evaluation, untrained network, tiny data ------------------------------------------------
+
+def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
+    summary, paths = tiny_eval
+    m = summary["metrics"]
+    reports = paths.reports
+    assert json.loads((reports / "metrics.json").read_text()) == m
+    for name in ("s2hand", "s2hand_v"):
+        keys = set(m[name])
+        assert set(ACCURACY_KEYS) | {k + "_unaligned" for k in ACCURACY_KEYS} <= keys
+        assert {"mpjpe2d_px", "mpjpe2d_px_branch2d", "acc_mm_s2", "acc_err_mm_s2", "acc_mm_frame2",
+                "acc_err_mm_frame2", "quat_loss", "texture_sd", "shape_sd"} <= keys
+        assert m[name]["acc_mm_s2"] == pytest.approx(m[name]["acc_mm_frame2"] * 30.0 ** 2)
+        assert 0 <= m[name]["auc_j"] <= 1 and m[name]["mpjpe_cm"] > 0
+    assert m["frames"] == len(load_split(paths.dataset, "val"))
+    assert 0 < m["detector"]["detected_fraction"] <= 1
+    # the baseline here is s2hand.train.evaluate's mean-pose baseline
+    from s2hand.hand.layer import HandLayer
+    from s2hand.train.evaluate import mean_pose_baseline
+
+    ref = mean_pose_baseline(HandLayer.from_file(paths.hand_model), load_split(paths.dataset, "train"),
+                             load_split(paths.dataset, "val"))
+    assert m["mean_pose"]["mpjpe_cm"] == pytest.approx(ref["pa_mpjpe_cm"])
+    assert m["mean_pose"]["mpvpe_cm"] == pytest.approx(ref["pa_mpvpe_cm"])
+    text = (reports / "README.md").read_text()
+    for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7"):
+        assert heading in text
+    import cv2
+
+    q = cv2.imread(str(reports / "evaluate" / "qualitative.png"))
+    assert q.shape[1] == 5 * 64 and q.shape[0] >= 4 * 64  # 2 frames x 2 models, 5 panels of 64 px
+    assert cv2.imread(str(reports / "evaluate" / "pck.png")) is not None
+    rows = list(csv.reader((reports / "evaluate" / "pck_joints.csv").open()))
+    assert len(rows) == 101 and float(rows[-1][0]) == pytest.approx(5.0)
+
+
+def test_evaluation_failure_leaves_the_old_report(tiny_eval, tmp_path):
+    summary, paths = tiny_eval
+    before = (paths.reports / "README.md").read_text()
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    bad = EvaluatePaths(paths.dataset, paths.keypoints, paths.hand_model, {"s2hand": broken}, paths.reports)
+    with pytest.raises(CheckpointError, match="not a torch checkpoint"):
+        run_evaluation(EvaluateParams(split="val", device="cpu"), VideoParams(), bad)
+    assert (paths.reports / "README.md").read_text() == before
+
+
+def test_error_paths(tiny_training_data, tmp_path):
+    data, _, hand = tiny_training_data(10)
+    with pytest.raises(FileNotFoundError, match="no such split"):
+        load_eval_split(data, "test")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a trained model file"):
+        read_checkpoint(tmp_path / "other.pt")
+    # a split without 3D ground truth (FreiHAND's test set) is refused with the reason
+    t = load_split(data, "val")
+    stripped = FrameTable(image=t.image, K=t.K, seq=t.seq, frame=t.frame)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    stripped.save(bare / "test.npz")
+    (bare / "meta.json").write_text("{}")
+    with pytest.raises(ValueError, match="no joints3d, verts, joints2d"):
+        load_eval_split(bare, "test")
+    ck = tiny_checkpoint(tmp_path / "ck.pt", hand)
+    system, info = load_system(ck, hand)
+    assert info == {"stage": "finetune", "step": 0, "input_size": 64} and not system.training
