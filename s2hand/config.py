@@ -56,14 +56,14 @@ class RenderParams(Section):
 class SyntheticParams(Section):
     """The embedded synthetic hand-video dataset (data.name == synthetic)."""
 
-    sequences: int = Field(100, ge=3, le=100000)
-    frames: int = Field(16, ge=2, le=10000)
+    sequences: int = Field(40, ge=3, le=100000)
+    frames: int = Field(30, ge=2, le=10000)
     image_size: int = Field(128, ge=32, le=1024)
     fps: float = Field(30.0, gt=0)
     val_fraction: float = Field(0.15, ge=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
-    grasp_prob: float = Field(0.5, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
+    grasp_prob: float = Field(0.15, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
     wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
     wild_frames: int = Field(60, ge=16, le=10000)
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
@@ -176,7 +176,7 @@ class TrainModelParams(Section):
     encoder_init: Literal["imagenet", "random"] = "imagenet"
     encoder_weights: str | None = None  # local state dict; None: lite0's packaged ImageNet weights
     color_activation: Literal["sigmoid", "tanh"] = "sigmoid"
-    camera_init: Literal["last", "released"] = "last"  # hidden layers of the scale/rot/trans heads (nets/heads.py)
+    camera_init: Literal["last", "released"] = "released"  # hidden layers of the scale/rot/trans heads (nets/heads.py)
     hg_stacks: int = Field(2, ge=1, le=8)
     hg_feats: int = Field(64, ge=8, le=1024)
     hg_modules: int = Field(1, ge=1, le=4)

@@ -303,7 +303,7 @@ def test_initial_prediction_is_the_documented_init(encoder, init):
     net = _small_net(encoder=encoder, encoder_init=init).eval()
     with torch.no_grad():
         out = net(_photo("chelsea", 64).repeat(2, 1, 1, 1), branch="3d")
-    # within millimetres / milliradians of the biases (camera_init "last": hidden layers at default init)
+    # at the biases (camera_init "released"; "last" stays within millimetres / milliradians of them)
     assert torch.allclose(out["scale"], torch.tensor(0.95), atol=5e-3)
     assert torch.allclose(out["trans"], torch.tensor([0.0, 0.0, 0.65]), atol=5e-3)
     assert torch.allclose(out["rot"], torch.tensor(axis_angle_facing_camera()), atol=5e-3)

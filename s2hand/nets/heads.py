@@ -13,14 +13,15 @@ translation 512 -> 128 -> ReLU -> 32 -> n. Initialisation puts the hand in front
 - translation: last layer N(0, 0.001), bias (0, 0, 0.65) m (released): 65 cm along the camera's
   optical axis (OpenCV camera: x right, y down, z forward).
 - rotation: last layer N(0, 0.001), bias `init_rot` (axis-angle, default zeros).
-  `camera_init` says what happens to the hidden layers of these three heads: "last" (default)
-  leaves them at PyTorch's default init, so the output starts within millimetres / milliradians
-  of the bias but depends on the image from the first step; "released" draws them N(0, 0.001)
-  too, as the released code does for scale and translation (it leaves rotation at the default).
-  With three stacked 1e-3 layers the output is a constant whose image dependence grows only
-  after hundreds of steps: on the embedded default's few hundred CPU steps the network then
-  predicts one hand size and place for every image (the projected keypoints stayed ~19 px off on
-  validation with "released", measured). Which init_rot makes a canonical hand face the
+  `camera_init` says what happens to the hidden layers of these three heads: "released"
+  (default) draws them N(0, 0.001) too, as the released code does for scale and translation (it
+  leaves rotation at the default); "last" leaves them at PyTorch's default init, so the output
+  starts within millimetres / milliradians of the bias but depends on the image from the first
+  step. With three stacked 1e-3 layers the output is a constant whose image dependence grows
+  only after hundreds of steps (on the embedded default's few hundred CPU steps the network
+  predicts nearly one hand size and place for every image). "last" learns placement sooner, but
+  with the paper's photometric weights on the embedded default it let E_pixel shrink the hand
+  to a few pixels during finetune (measured; docs/training.md). Which init_rot makes a canonical hand face the
   camera depends on the hand layer's convention; for a right hand with fingers along -x, palm
   facing -y, thumb +z (MANO), the rotation Q taking fingers to image-up (-y), the palm normal to
   the camera (-z), and so the thumb to image-right (+x), is Q = [[0,0,1],[1,0,0],[0,1,0]]
@@ -96,7 +97,7 @@ class GeometryHead(nn.Module):
                  num_shape: int = 10, init_scale: float = SCALE_INIT,
                  init_trans: Sequence[float] = TRANS_INIT,
                  init_rot: Sequence[float] = (0.0, 0.0, 0.0),
-                 camera_init: Literal["last", "released"] = "last"):
+                 camera_init: Literal["last", "released"] = "released"):
         super().__init__()
         if camera_init not in ("last", "released"):
             raise ValueError(f"camera_init must be 'last' or 'released', got {camera_init!r}")

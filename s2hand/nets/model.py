@@ -52,7 +52,7 @@ class S2HandNet(nn.Module):
                  color_activation: Literal["sigmoid", "tanh"] = "sigmoid",
                  use_2d_branch: bool = True, hg_stacks: int = 2, hg_feats: int = 256,
                  hg_modules: int = 2, hg_depth: int = 4, hg_beta: float = 1.0,
-                 num_joints: int = 21, camera_init: Literal["last", "released"] = "last"):
+                 num_joints: int = 21, camera_init: Literal["last", "released"] = "released"):
         super().__init__()
         self.encoder = build_encoder(encoder, encoder_init, weights_path)
         self.geometry = GeometryHead(self.encoder.num_features, num_pose=num_pose,
