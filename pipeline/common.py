@@ -22,6 +22,11 @@ from s2hand.config import Params, ParamsError, flatten, load_params
 
 log = logging.getLogger("pipeline")
 
+# stage outputs other stages read (relative to the stage's working copy, as dvc.yaml names them)
+DATASET = Path("outputs/dataset")
+KEYPOINTS = Path("outputs/keypoints")
+HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
+
 
 def repo_root() -> Path:
     """The main repository: `DVC_ROOT` when DVC runs us (also in queued experiments)."""

@@ -15,8 +15,8 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.common import mlflow_run, stage_params
-from pipeline.training import DATASET, HAND_MODEL, KEYPOINTS, model_path
+from pipeline.common import DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
+from pipeline.training import model_path
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
 
 REPORTS = Path("reports")

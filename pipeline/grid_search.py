@@ -21,12 +21,9 @@ import os
 import time
 from pathlib import Path
 
-from pipeline.common import mlflow_run, stage_params
+from pipeline.common import DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
 from s2hand.io import atomic_file, write_json
 
-DATASET = Path("outputs/dataset")
-KEYPOINTS = Path("outputs/keypoints")
-HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
 STATE = Path("outputs/.grid_search")
 REPORTS = Path("reports/grid_search")
 log = logging.getLogger("pipeline.grid_search")

@@ -20,12 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.common import mlflow_run, stage_params
+from pipeline.common import DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
 from s2hand.io import write_json
 
-DATASET = Path("outputs/dataset")
-KEYPOINTS = Path("outputs/keypoints")
-HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
 CHECKPOINTS = Path("outputs/checkpoints")
 RESUME = Path("outputs/.resume")
 REPORTS = Path("reports/train")
