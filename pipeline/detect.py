@@ -14,15 +14,13 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.common import mlflow_run, stage_params
+from pipeline.common import DATASET, KEYPOINTS, mlflow_run, stage_params
 from s2hand.config import Params
 from s2hand.data.table import load_meta, load_split
 from s2hand.detect import detect, save_keypoints
 from s2hand.detect.quality import detection_quality, plot_quality
 from s2hand.io import atomic_dir, write_json
 
-DATA = Path("outputs/dataset")
-OUT = Path("outputs/keypoints")
 REPORT = Path("reports/detection")
 log = logging.getLogger("detect")
 
@@ -48,15 +46,15 @@ def headline(per_split: dict[str, dict], fps: float, unreadable: int) -> dict:
 
 def main() -> None:
     p = stage_params()
-    meta = load_meta(DATA)
+    meta = load_meta(DATASET)
     options = backend_options(p)
     per_split, failures, n_total, seconds = {}, [], 0, 0.0
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(KEYPOINTS) as tmp:
         for i, split in enumerate(meta["splits"]):
-            table = load_split(DATA, split)
+            table = load_split(DATASET, split)
             opts = {**options, "seed": p.seed * 1000 + i} if p.detect.backend == "simulated" else options
             t0 = time.perf_counter()
-            kp = detect(table, DATA, p.detect.backend, **opts)
+            kp = detect(table, DATASET, p.detect.backend, **opts)
             dt = time.perf_counter() - t0
             seconds += dt
             n_total += len(table)

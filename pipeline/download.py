@@ -12,11 +12,9 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.common import stage_params
+from pipeline.common import DATASET, HAND_MODEL, stage_params
 from s2hand.io import atomic_dir, write_json
 
-OUT = Path("outputs/dataset")
-HAND = Path("outputs/hand_model/MANO_RIGHT.npz")
 SHEET = Path("reports/dataset_contact_sheet.png")
 SUMMARY = Path("reports/dataset.json")
 log = logging.getLogger("download")
@@ -27,24 +25,24 @@ def main() -> None:
     if p.data.name == "synthetic":
         from s2hand.data.synthetic.generate import generate_dataset
 
-        if not HAND.is_file():
-            raise SystemExit(f"{HAND}: missing; run the hand_model stage first (dvc repro hand_model)")
+        if not HAND_MODEL.is_file():
+            raise SystemExit(f"{HAND_MODEL}: missing; run the hand_model stage first (dvc repro hand_model)")
         workers = min(os.cpu_count() or 1, 8)
-        with atomic_dir(OUT) as tmp:
-            meta = generate_dataset(tmp, HAND, p.data.synthetic, seed=p.seed, workers=workers)
+        with atomic_dir(DATASET) as tmp:
+            meta = generate_dataset(tmp, HAND_MODEL, p.data.synthetic, seed=p.seed, workers=workers)
         log.info("rendered %s frames in %.1f s (%.1f frames/s, %d workers)", meta["splits"], meta["render_seconds"],
                  meta["frames_per_second"], workers)
     else:
         from s2hand.data.prepare import prepare_real
 
-        meta = prepare_real(p.data.name, Path(p.data.raw_dir), OUT)
+        meta = prepare_real(p.data.name, Path(p.data.raw_dir), DATASET)
     from s2hand.data.contact_sheet import contact_sheet
 
-    contact_sheet(OUT, SHEET)
-    size = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
+    contact_sheet(DATASET, SHEET)
+    size = sum(f.stat().st_size for f in DATASET.rglob("*") if f.is_file())
     write_json(SUMMARY, {"name": p.data.name, "splits": meta["splits"], "bytes": size,
                          **{k: meta[k] for k in ("render_seconds", "frames_per_second") if k in meta}})
-    log.info("wrote %s (%.1f MB) and %s", OUT, size / 1e6, SHEET)
+    log.info("wrote %s (%.1f MB) and %s", DATASET, size / 1e6, SHEET)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.common import stage_params
+from pipeline.common import DATASET, KEYPOINTS, stage_params
 from s2hand.data.table import load_meta, load_split
 from s2hand.detect import load_keypoints
 from s2hand.filter.yt3d_filter import cut_detection_scores, filter_table, true_cuts
 from s2hand.io import atomic_dir, write_json
 
-DATA = Path("outputs/dataset")
-KEYPOINTS = Path("outputs/keypoints")
 OUT = Path("outputs/yt3d_filter")
 REPORT = Path("reports/filter_yt3d.json")
 log = logging.getLogger("filter_yt3d")
@@ -32,14 +30,14 @@ log = logging.getLogger("filter_yt3d")
 def main() -> None:
     p = stage_params()
     f = p.filter
-    meta = load_meta(DATA)
+    meta = load_meta(DATASET)
     if f.split not in meta["splits"]:
         result = {"skipped": f"dataset {meta['name']!r} has no split {f.split!r} (splits: {sorted(meta['splits'])})",
                   "stretches": [], "rows": []}
         log.warning(result["skipped"])
         report = {"skipped": result["skipped"]}
     else:
-        table = load_split(DATA, f.split)
+        table = load_split(DATASET, f.split)
         kp = load_keypoints(KEYPOINTS / f"{f.split}.json")
         thresholds = f.model_dump(exclude={"split", "cut_tolerance"})
         res = filter_table(table, kp, **thresholds)

@@ -17,7 +17,6 @@ last and renames the folder into place: a destination is either complete or abse
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from s2hand.io import atomic_dir
+from s2hand.io import atomic_dir, sha256sum
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +106,6 @@ def load_manifest(path: str | Path = MANIFEST) -> dict[str, DatasetSources]:
             ))
         out[name] = DatasetSources(name, d["title"], d["homepage"], bool(d["gated"]), d["licence"], d["need"], tuple(files))
     return out
-
-
-def sha256sum(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def where_to_put(source: Source, raw_dir: str | Path) -> str:

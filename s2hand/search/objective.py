@@ -51,6 +51,7 @@ from s2hand.config import LossWeights, Params, validate_params
 from s2hand.data.sampler import sequence_windows
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import load_keypoints
+from s2hand.io import sha256sum
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
 from s2hand.train.data import HandFrames
@@ -116,11 +117,6 @@ def subset_batches(units: int, per_batch: int, epoch: int | None, seed: int) -> 
     return chunks
 
 
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
-
-
 @dataclass
 class _Context:
     """What a worker builds once per objective: the system, its initial state, the subset."""
@@ -175,7 +171,7 @@ class OverfitObjective:
         """16 hex digits over settings() and the digests of the input files: a trial log made
         under another fingerprint belongs to another objective."""
         files = [Path(self.dataset) / "train.npz", Path(self.keypoints) / "train.json", Path(self.hand_model)]
-        blob = json.dumps({"settings": self.settings(), "files": [_file_digest(f) for f in files]},
+        blob = json.dumps({"settings": self.settings(), "files": [sha256sum(f)[:16] for f in files]},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

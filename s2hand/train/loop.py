@@ -57,6 +57,7 @@ from torch.utils.data import DataLoader
 from s2hand.config import Params
 from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
+from s2hand.io import sha256sum
 
 from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
 from .evaluate import mean_pose_baseline, predict, validation_metrics, video_metrics
@@ -117,14 +118,6 @@ def pick_device(params: Params, local_rank: int) -> torch.device:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path]) -> str:
     """What a resume checkpoint must agree with: the params the stage reads, world size, inputs."""
     p = params.model_dump()
@@ -135,7 +128,7 @@ def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path])
     keys["train"]["runtime"] = {k: v for k, v in p["train"]["runtime"].items()
                                 if k not in ("num_workers", "val_every", "log_every", "pictures", "checkpoint_every")}
     blob = json.dumps({"stage": stage, "world": world, "params": keys,
-                       "files": [_file_digest(f) for f in files]}, sort_keys=True, default=str)
+                       "files": [sha256sum(f)[:16] for f in files]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
