@@ -35,7 +35,7 @@ from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.pose2d import frames_within_distance, mpjpe_2d
 from s2hand.metrics.video import sequence_acceleration, sequence_acceleration_error
 from s2hand.train.data import HandFrames
-from s2hand.train.evaluate import mean_pose_predictions, predict, video_metrics
+from s2hand.train.evaluate import mean_pose_predictions, predict, time_runs, video_metrics
 from s2hand.train.system import S2HandSystem
 
 PX_CURVE_FRACTION = 0.5  # 2D curves run from 0 to this fraction of the image side
@@ -82,19 +82,6 @@ def load_eval_split(root: str | Path, split: str, keypoints_dir: str | Path | No
         kp = load_keypoints(Path(keypoints_dir) / f"{split}.json").reorder(table.image)
     size = HandFrames(table, root, None, 32).read(0).shape[1]
     return EvalSplit(split, root, table, int(size), None if fps is None else float(fps), kp)
-
-
-def time_runs(table: FrameTable) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the video frames in time order (still images, seq -1, left out) and a run id per row:
-    a new run starts at a new sequence, a cut or a gap in the frame numbers. -> (order (M,), run (M,))"""
-    seq, frame = np.asarray(table.seq), np.asarray(table.frame)
-    keep = np.flatnonzero(seq >= 0)
-    order = keep[np.lexsort((frame[keep], seq[keep]))]
-    cut = np.zeros(len(seq), bool) if table.cut is None else np.asarray(table.cut, bool)
-    s, f, c = seq[order], frame[order], cut[order]
-    new = np.ones(len(order), bool)
-    new[1:] = (s[1:] != s[:-1]) | (f[1:] != f[:-1] + 1) | c[1:]
-    return order, np.cumsum(new) - 1
 
 
 def acceleration_metrics(joints: np.ndarray, gt: np.ndarray, table: FrameTable, fps: float | None
