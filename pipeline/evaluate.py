@@ -64,7 +64,7 @@ def main() -> dict:
 
         ids = training_run_ids(params.mlflow.experiment, list(EVALUATED.values()))
         mlflow.set_tags({f"evaluated_run.{stage}": run_id for stage, run_id in ids.items()})
-        summary = run_evaluation(params.evaluate, params.video, paths)
+        summary = run_evaluation(params.evaluate, params.video, paths, params.weights)
         mlflow.log_metrics(_flat(summary["metrics"]))
         mlflow.log_metric("seconds", summary["setup"]["seconds"])
         for f in summary["files"]:

@@ -86,6 +86,8 @@ class MediapipeParams(Section):
     # paddings (fraction of the image side) tried in turn until a hand is found
     pad: tuple[Annotated[float, Field(ge=0, le=2)], ...] = Field((0.5, 0.0, 1.0), min_length=1, max_length=6)
     border_margin: float = Field(0.05, ge=0, le=1)
+    # a result whose hands are all of the other side: keep its best hand, or drop it (next padding)
+    wrong_side: Literal["keep", "drop"] = "keep"
     workers: int = Field(2, ge=1, le=64)
 
 
@@ -265,6 +267,7 @@ class EvaluateParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     qualitative_frames: int = Field(4, ge=0, le=32)  # test frames in reports/evaluate/qualitative.png
     qualitative_size: int = Field(192, ge=64, le=1024)  # px per panel of that figure
+    keypoint_fit_iters: int = Field(300, ge=0, le=100000)  # per-frame fits to 2D keypoints (0: none)
 
 
 class Params(Section):

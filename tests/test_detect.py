@@ -341,7 +341,8 @@ def test_mediapipe_detects_a_drawn_hand_and_not_a_blank_image(hand_dataset):
     cv2.imwrite(str(root / "blank.png"), np.full((128, 128, 3), 90, np.uint8))
     from s2hand.detect.mediapipe_backend import detect_paths
 
-    kp = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25)
+    # MediaPipe calls this flat drawn hand a left one: keep it (the default, drop, would discard it)
+    kp = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25, wrong_side="keep")
     assert (kp.conf[-1] == 0).all() and (kp.peaks[-1] == 0).all()
     hit = kp.conf[:-1].max(1) > 0
     assert hit.sum() >= 2, "MediaPipe found the drawn hand in fewer than 2 of 3 images"
@@ -349,7 +350,7 @@ def test_mediapipe_detects_a_drawn_hand_and_not_a_blank_image(hand_dataset):
     assert q["mpjpe_px"] < 15, q["mpjpe_px"]  # a crude drawing of a 128 px hand
     assert (kp.conf <= 1).all()
     # two worker processes give the same answer
-    kp2 = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25, workers=2, chunk=2)
+    kp2 = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25, workers=2, chunk=2, wrong_side="keep")
     np.testing.assert_allclose(kp2.peaks, kp.peaks, atol=1e-3)
 
 
@@ -375,6 +376,37 @@ def test_mediapipe_confidence_falls_at_the_border():
     # padding and upscaling are undone
     peaks2, _ = keypoints_from_result(res, (100, 100), (300, 300), 25, 2.0)
     np.testing.assert_allclose(peaks2[:, 0], xs * 300 / 2 - 25, atol=1e-4)
+
+
+def test_mediapipe_wrong_side_keep_or_drop():
+    from s2hand.detect.mediapipe_backend import keypoints_from_result
+
+    class P:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def HasField(self, name):
+            return False
+
+    def result(*labels):
+        hands = [types.SimpleNamespace(landmark=[P(0.3 + 0.1 * k + 0.01 * i, 0.5) for i in range(21)]) for k in range(len(labels))]
+        sides = [types.SimpleNamespace(classification=[types.SimpleNamespace(label=lab, score=0.8)]) for lab in labels]
+        return types.SimpleNamespace(multi_hand_landmarks=hands, multi_handedness=sides, palm_detections=None)
+
+    # MediaPipe's "Right" is the true left hand (mirrored labels): only a "Left" label is a right hand
+    wrong = result("Right")
+    _, keep = keypoints_from_result(wrong, (100, 100), (100, 100), 0, 1.0, hand="right")
+    peaks, drop = keypoints_from_result(wrong, (100, 100), (100, 100), 0, 1.0, hand="right", wrong_side="drop")
+    assert keep.max() > 0 and drop.max() == 0 and not peaks.any()
+    # with a hand of the wanted side among several, drop keeps that one
+    both = result("Right", "Left")
+    p_keep, _ = keypoints_from_result(both, (100, 100), (100, 100), 0, 1.0, hand="right")
+    p_drop, c_drop = keypoints_from_result(both, (100, 100), (100, 100), 0, 1.0, hand="right", wrong_side="drop")
+    np.testing.assert_allclose(p_drop, p_keep)
+    assert np.isclose(p_drop[0, 0], 40.0, atol=1e-4) and c_drop.max() > 0
+    # hand "any" never drops
+    _, c_any = keypoints_from_result(wrong, (100, 100), (100, 100), 0, 1.0, hand="any", wrong_side="drop")
+    assert c_any.max() > 0
 
 
 # ---------------------------------------------------------------- openpose adapter

@@ -20,7 +20,8 @@ import yaml
 from s2hand.config import EvaluateParams, VideoParams, validate_params
 from s2hand.data.table import FrameTable, load_split
 from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
-from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, write_curves
+from s2hand.detect.keypoint_file import load_keypoints
+from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
 from s2hand.train.system import S2HandSystem
@@ -48,7 +49,8 @@ def tiny_eval(tiny_training_data, tmp_path_factory):
     cks = {"s2hand": tiny_checkpoint(root / "ck" / "finetune.pt", hand),
            "s2hand_v": tiny_checkpoint(root / "ck" / "finetune_video.pt", hand, "finetune_video", seed=1)}
     paths = EvaluatePaths(dataset=data, keypoints=kp_dir, hand_model=hand, checkpoints=cks, reports=root / "reports")
-    ep = EvaluateParams(split="val", batch_size=8, device="cpu", qualitative_frames=2, qualitative_size=64)
+    ep = EvaluateParams(split="val", batch_size=8, device="cpu", qualitative_frames=2, qualitative_size=64,
+                        keypoint_fit_iters=60)
     summary = run_evaluation(ep, VideoParams(), paths)
     return summary, paths
 
@@ -69,6 +71,20 @@ def _sentence(text: str, heading: str) -> str:
 SETUP = {"dataset": "synthetic", "split": "test", "frames": 10, "sequences": 2, "image_size": 64, "fps": 30.0,
          "checkpoints": {"s2hand": ("a.pt", 1), "s2hand_v": ("b.pt", 2)}, "temporal_loss": "quaternion",
          "ts": True, "camera": "perspective"}
+
+
+def test_keypoint_fit_section_reads_the_numbers():
+    fit = {"ground_truth_2d": {"mpjpe_cm": 0.8, "mpvpe_cm": 0.7, "frames": 10.0, "mpjpe2d_px": 0.9},
+           "detections": {"mpjpe_cm": 1.2, "mpvpe_cm": 1.1, "frames": 6.0, "mpjpe2d_px": 7.0,
+                          "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9}}
+    m = {"frames": 10, "mean_pose": _model(1.05), "s2hand": _model(1.1, mpjpe2d_px=9.0), "keypoint_fit": fit}
+    text = "\n".join(table_keypoint_fit(m))
+    assert "| fitted to the detected keypoints | 6 | 1.200 | 1.100 | 1.000 | 7.00 |" in text
+    assert "| fitted to ground-truth 2D keypoints | 10 | 0.800 | 0.700 | 1.050 | 0.90 |" in text
+    assert "20.0 % worse than the mean pose" in text and "no better than the mean" in text
+    fit["detections"]["mpjpe_cm"] = 0.9
+    assert "10.0 % better than the mean pose" in "\n".join(table_keypoint_fit(m))
+    assert table_keypoint_fit({"frames": 10}) == []  # keypoint_fit_iters: 0 -> no section
 
 
 def test_readme_directions_follow_the_numbers():
@@ -188,8 +204,16 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     assert m["mean_pose"]["mpjpe_cm"] == pytest.approx(ref["pa_mpjpe_cm"])
     assert m["mean_pose"]["mpvpe_cm"] == pytest.approx(ref["pa_mpvpe_cm"])
     text = (reports / "README.md").read_text()
-    for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7"):
+    for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7", "How much 3D"):
         assert heading in text
+    # keypoint fits: to ground-truth 2D on every frame, to the detections on the frames with any
+    fits = m["keypoint_fit"]
+    assert fits["ground_truth_2d"]["frames"] == m["frames"]
+    kp = load_keypoints(paths.keypoints / "val.json")
+    assert fits["detections"]["frames"] == (kp.conf.max(axis=1) > 0).sum()
+    # 60 Adam steps move the hand from the image centre onto the ground-truth keypoints
+    assert fits["ground_truth_2d"]["mpjpe2d_px"] < 0.5 * m["s2hand"]["mpjpe2d_px"]
+    assert fits["detections"]["mean_pose_mpjpe_cm"] > 0
     import cv2
 
     q = cv2.imread(str(reports / "evaluate" / "qualitative.png"))

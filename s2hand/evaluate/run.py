@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from s2hand.config import LossWeights
 from s2hand.data.table import FrameTable, load_meta, load_split
 from s2hand.detect.keypoint_file import Keypoints, load_keypoints
 from s2hand.hand.layer import HandLayer
@@ -37,6 +38,8 @@ from s2hand.metrics.video import sequence_acceleration, sequence_acceleration_er
 from s2hand.train.data import HandFrames
 from s2hand.train.evaluate import mean_pose_predictions, predict, time_runs, video_metrics
 from s2hand.train.system import S2HandSystem
+
+from .keypoint_fit import fit_to_keypoints
 
 PX_CURVE_FRACTION = 0.5  # 2D curves run from 0 to this fraction of the image side
 PX_CURVE_POINTS = 51
@@ -136,6 +139,32 @@ def evaluate_mean_pose(layer: HandLayer, train: FrameTable, split: EvalSplit) ->
     metrics.update(acceleration_metrics(preds["joints"], split.table.joints3d, split.table, split.fps))
     return EvalResult(metrics, {"pck_j": c3["pck_j"], "pck_v": c3["pck_v"], "thresholds_cm": c3["thresholds_cm"]},
                       preds)
+
+
+def evaluate_keypoint_fit(layer: HandLayer, train: FrameTable, split: EvalSplit, weights: LossWeights,
+                          iters: int) -> dict[str, dict[str, float | None]]:
+    """3D metrics of per-frame fits to 2D keypoints (s2hand.evaluate.keypoint_fit): "ground_truth_2d"
+    on every frame (visible keypoints, confidence 1) and, when the split has detections,
+    "detections" on the frames with any, with the mean-pose baseline's MPJPE / MPVPE on those same
+    frames beside them (mean_pose_mpjpe_cm, mean_pose_mpvpe_cm). Each has frames and mpjpe2d_px."""
+    t = split.table
+    jobs = [("ground_truth_2d", np.arange(len(t)), t.joints2d, t.visible.astype(np.float32))]
+    if split.keypoints is not None:
+        rows = np.flatnonzero(split.keypoints.conf.max(axis=1) > 0)
+        if len(rows):
+            jobs.append(("detections", rows, split.keypoints.peaks[rows], split.keypoints.conf[rows]))
+    out: dict[str, dict[str, float | None]] = {}
+    for name, rows, kp, conf in jobs:
+        sub = t.subset(rows)
+        fit = fit_to_keypoints(layer, kp, conf, sub.K, weights, split.image_size, iters=iters)
+        m, _ = metrics_3d({"joints": fit.joints, "verts": fit.verts}, sub)
+        m["mpjpe2d_px"] = mpjpe_2d(fit.j_pro, sub.joints2d)
+        m["frames"] = float(len(rows))
+        if name == "detections":
+            base, _ = metrics_3d(mean_pose_predictions(layer, train, sub), sub)
+            m["mean_pose_mpjpe_cm"], m["mean_pose_mpvpe_cm"] = base["mpjpe_cm"], base["mpvpe_cm"]
+        out[name] = m
+    return out
 
 
 def evaluate_detector(split: EvalSplit) -> EvalResult | None:

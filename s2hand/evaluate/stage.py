@@ -8,7 +8,7 @@
 
 Evaluates every checkpoint (S2HAND(V)'s camera from video.camera) and the mean-pose baseline on
 `evaluate.split` and writes
-    reports/metrics.json            numbers only (DVC metrics)
+    reports/metrics.json            numbers only (DVC metrics; keypoint_fit: s2hand.evaluate.keypoint_fit)
     reports/README.md               tables of the paper's kind (s2hand.evaluate.report)
     reports/evaluate/pck_joints.csv, pck_verts.csv, within_2d.csv   curves (DVC plots)
     reports/evaluate/pck.png, qualitative.png
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2hand.config import EvaluateParams, VideoParams
+from s2hand.config import EvaluateParams, LossWeights, VideoParams
 from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
@@ -39,6 +39,7 @@ from .run import (
     EvalResult,
     describe_split,
     evaluate_detector,
+    evaluate_keypoint_fit,
     evaluate_mean_pose,
     evaluate_model,
     ground_truth_smoothness,
@@ -75,8 +76,10 @@ def qualitative_indices(n_frames: int, count: int) -> np.ndarray:
     return ((np.arange(count) + 0.5) * n_frames / max(count, 1)).astype(int)
 
 
-def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths) -> dict:
-    """Evaluate, then write the report files (module docstring). -> {"metrics", "setup", "files"}."""
+def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
+                   weights: LossWeights | None = None) -> dict:
+    """Evaluate, then write the report files (module docstring). -> {"metrics", "setup", "files"}.
+    weights: the energy of the keypoint fits (evaluate.keypoint_fit_iters > 0; default LossWeights())."""
     t0 = time.perf_counter()
     device = pick_device(ep.device)
     split = load_eval_split(paths.dataset, ep.split, paths.keypoints)
@@ -96,9 +99,12 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths)
         layer = system.layer
     if layer is None:
         layer = HandLayer.from_file(paths.hand_model)
-    results["mean_pose"] = evaluate_mean_pose(layer.cpu(), load_split(paths.dataset, "train"), split)
+    train = load_split(paths.dataset, "train")
+    results["mean_pose"] = evaluate_mean_pose(layer.cpu(), train, split)
     detector = evaluate_detector(split)
-    metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table))
+    fits = (evaluate_keypoint_fit(layer.cpu(), train, split, weights or LossWeights(), ep.keypoint_fit_iters)
+            if ep.keypoint_fit_iters else {})
+    metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits)
     setup = {**describe_split(split), "checkpoints": checkpoints, "temporal_loss": video.temporal_loss,
              "ts": video.ts, "camera": video.camera}
 

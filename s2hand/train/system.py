@@ -70,6 +70,19 @@ class HandPrediction(NamedTuple):
     j_pro: Tensor  # (B, 21, 2) projected joints, input px
 
 
+def place_hand(layer: HandLayer, rot: Tensor, pose_pca: Tensor, shape: Tensor, scale: Tensor, trans: Tensor,
+               K: Tensor, orthographic: bool = False) -> HandPrediction:
+    """Codes -> camera-space hand (module docstring): M = |s| (M_layer - J_layer[9]) + T.
+    rot (B, 3) axis-angle, pose_pca (B, P), shape (B, 10), scale (B, 1), trans (B, 3) m, K (B, 3, 3)."""
+    hand = layer(rot, pose_pca, shape)
+    centre = hand.joints[:, CENTRE_JOINT : CENTRE_JOINT + 1]  # (B, 1, 3)
+    s = scale.abs()[:, :, None]  # (B, 1, 1)
+    T = trans[:, None, :]  # (B, 1, 3)
+    verts = s * (hand.verts - centre) + T
+    joints = s * (hand.joints - centre) + T
+    return HandPrediction(verts, joints, hand.full_pose, project(joints, K, orthographic))
+
+
 def build_net(params: Params, num_faces: int) -> S2HandNet:
     m = params.train.model
     return S2HandNet(m.encoder, m.encoder_init, m.encoder_weights, num_faces=num_faces,
@@ -125,13 +138,8 @@ class S2HandSystem(nn.Module):
 
     def decode(self, out: dict, K: Tensor) -> HandPrediction:
         """Network codes -> camera-space mesh and joints (module docstring), projected joints."""
-        hand = self.layer(out["rot"], out["pose_pca"], out["shape"])
-        centre = hand.joints[:, CENTRE_JOINT : CENTRE_JOINT + 1]  # (B, 1, 3)
-        s = out["scale"].abs()[:, :, None]  # (B, 1, 1)
-        T = out["trans"][:, None, :]  # (B, 1, 3)
-        verts = s * (hand.verts - centre) + T
-        joints = s * (hand.joints - centre) + T
-        return HandPrediction(verts, joints, hand.full_pose, project(joints, K, self.orthographic))
+        return place_hand(self.layer, out["rot"], out["pose_pca"], out["shape"], out["scale"], out["trans"], K,
+                          self.orthographic)
 
     @torch.no_grad()
     def predict(self, images: Tensor, K: Tensor) -> tuple[dict, HandPrediction]:
