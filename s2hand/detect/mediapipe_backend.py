@@ -9,14 +9,15 @@ landmarks back to the original pixels. `pad` may be a list: the next padding is 
 when no hand was found with the previous one. MediaPipe's landmark order is the OpenPose order.
 With several hands found, the one of the wanted side (`hand`) is kept, best score first.
 If no hand of that side is found, `wrong_side` decides: "keep" (default) keeps the
-best-scoring hand, "drop" treats the image as having no hand (the next padding is tried). On the embedded
-synthetic set a right hand labelled left is mostly a mirrored reading (thumb and little finger
-sides swapped): 43 % (train) and 72 % (val) of such frames had a mean keypoint error above 0.3
-wrist-to-middle-MCP lengths, against 17 % and 28 % of the right-labelled ones. Dropping them
-took the train frames found from 77 % to 66 %, the share of such gross errors among them from
-25 % to 19 %, and the mean error from 6.5 to 5.7 px (128 px images); yet the default S2HAND
-trained on them did worse (val PA-MPJPE 1.204 against 1.144 cm with "keep": fewer frames,
-136 steps instead of 160), so "keep" stays the default (docs/training.md). MediaPipe labels sides as if the image were mirrored (selfie
+best-scoring hand, "drop" treats the image as having no hand (the next padding is tried).
+On the embedded synthetic set a right hand labelled left is mostly a mirrored reading (thumb
+and little finger sides swapped): 43 % (train) and 72 % (val) of such frames had a mean
+keypoint error above 0.3 wrist-to-middle-MCP lengths, against 17 % and 28 % of the
+right-labelled ones. Dropping them took the train frames found from 77 % to 66 %, the share of
+such gross errors among them from 25 % to 19 %, and the mean error from 6.5 to 5.7 px (128 px
+images); yet the default S2HAND trained on them did worse (val PA-MPJPE 1.204 against 1.144 cm
+with "keep": fewer frames, 136 steps instead of 160), so "keep" stays the default
+(docs/training.md). MediaPipe labels sides as if the image were mirrored (selfie
 camera); `image_mirrored=False` (the default) swaps its labels to the true side.
 
 Confidence. MediaPipe gives no per-landmark confidence: the `visibility` and `presence`
