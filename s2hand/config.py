@@ -68,6 +68,7 @@ class SyntheticParams(Section):
     wild_frames: int = Field(60, ge=16, le=10000)
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
     supersample: int = Field(2, ge=1, le=4)  # anti-aliasing factor of the data renderer
+    forearm: bool = True  # draw a forearm out of the wrist opening (not part of the hand model or its mask)
 
 
 class DataParams(Section):

@@ -128,3 +128,51 @@ def test_motion_is_smooth_with_pauses():
     assert speed.max() < 1.0 and np.isfinite(x).all()
     # velocity is zero at keyframes (eased), so speed changes along the trajectory
     assert speed.min() < 0.2 * speed.max()
+
+
+def test_forearm_continues_the_wrist_opening(layer):
+    from s2hand.data.synthetic import scene
+
+    faces = layer.faces.cpu().numpy()
+    loop = scene.boundary_loop(faces)
+    # one ordered loop: consecutive vertices share a boundary edge, and it closes
+    edges = {tuple(sorted(e)) for f in faces.tolist() for e in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0]))}
+    assert len(loop) == len(set(loop.tolist())) >= 8
+    assert all(tuple(sorted((int(a), int(b)))) in edges for a, b in zip(loop, np.roll(loop, -1)))
+    with torch.no_grad():
+        out = layer(torch.tensor([[0.3, -0.5, 1.0], [0.0, 0.0, 0.0]]), torch.zeros(2, 45), torch.zeros(2, 10), pca=False)
+    verts, joints = out.verts.double().numpy(), out.joints.double().numpy()
+    palm = joints[:, [0, 5, 9, 13, 17]].mean(1)
+    av, af = scene.forearm_mesh(verts[:, loop], palm, length=0.25, rings=6)
+    R = len(loop)
+    assert av.shape == (2, 6 * R, 3) and af.shape == (2 * 5 * R, 3)
+    np.testing.assert_allclose(av[:, :R], verts[:, loop])  # no seam: the first ring is the opening
+    # the tube leaves the hand: its far end is further from the palm than the wrist is
+    far = av[:, -R:].mean(1)
+    assert (np.linalg.norm(far - palm, axis=1) > np.linalg.norm(joints[:, 0] - palm, axis=1) + 0.2).all()
+    # every face is wound outward (normal points away from the tube's axis)
+    axis = far - av[:, :R].mean(1)
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    tri = av[:, af]  # (2, F, 3, 3)
+    n = np.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
+    c = tri.mean(2) - av[:, None, :R].mean(2)
+    radial = c - (c * axis[:, None]).sum(-1, keepdims=True) * axis[:, None]
+    assert ((n * radial).sum(-1) > 0).mean() > 0.95
+    with pytest.raises(ValueError, match="closed"):
+        scene.boundary_loop(np.array([[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]]))
+
+
+def test_forearm_is_drawn_but_not_in_the_mask(npz_path, tmp_path):
+    p = SMALL.model_copy(update=dict(sequences=3, wild_sequences=0, occluder_prob=0.0, val_fraction=0.0, test_fraction=0.0))
+    with_arm, without = tmp_path / "arm", tmp_path / "no_arm"
+    generate_dataset(with_arm, npz_path, p, seed=5, workers=1, progress=False)
+    generate_dataset(without, npz_path, p.model_copy(update=dict(forearm=False)), seed=5, workers=1, progress=False)
+    a, b = load_split(with_arm, "train"), load_split(without, "train")
+    np.testing.assert_array_equal(a.joints3d, b.joints3d)  # same scene, same ground truth
+    ma, mb = np.load(with_arm / "train_masks.npy"), np.load(without / "train_masks.npy")
+    assert (ma == mb).mean() > 0.99  # the hand's silhouette (the arm may hide a sliver of it)
+    diff = [np.abs(cv2.imread(str(with_arm / f)).astype(int) - cv2.imread(str(without / f)).astype(int)).sum(-1) > 30
+            for f in a.image[:6]]
+    hand = np.unpackbits(ma[:6], axis=-1)[..., :64].astype(bool)
+    changed_outside = np.mean([(d & ~h).mean() for d, h in zip(diff, hand)])
+    assert changed_outside > 0.01  # the arm shows up outside the hand's silhouette

@@ -68,7 +68,8 @@ def plan_sequences(p: SyntheticParams, seed: int) -> list[SequenceSpec]:
 _WORKER: dict = {}
 
 
-def _init_worker(hand_model: str, image_size: int, supersample: int, photos: bool, out_dir: str) -> None:
+def _init_worker(hand_model: str, image_size: int, supersample: int, photos: bool, out_dir: str,
+                 forearm: bool = True) -> None:
     torch.set_num_threads(1)
     from s2hand.hand.layer import HandLayer
 
@@ -78,7 +79,8 @@ def _init_worker(hand_model: str, image_size: int, supersample: int, photos: boo
     faces = layer.faces.cpu().numpy()
     centres = rest.verts[0].numpy()[faces].mean(1)
     _WORKER.update(layer=layer, faces=faces, centres=centres, size=image_size, ss=supersample,
-                   photos=scene.available_photos() if photos else [], out=Path(out_dir))
+                   photos=scene.available_photos() if photos else [], out=Path(out_dir),
+                   wrist_loop=scene.boundary_loop(faces) if forearm else None)
 
 
 def _shots(rng: np.random.Generator, n: int, wild: bool, min_len: int = 8) -> list[tuple[int, int]]:
@@ -149,8 +151,11 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
     verts += shift[:, None]
     joints += shift[:, None]
 
-    hand_lit = lit_face_colors(torch.as_tensor(verts), torch.as_tensor(faces), torch.as_tensor(albedo).expand(n, -1, -1),
-                               torch.as_tensor(light)).clamp(0, 1).numpy()
+    # everything drawn: the hand first (its faces index the mask), then the forearm and the object
+    parts = [(verts, faces, albedo)]
+    if w["wrist_loop"] is not None:
+        arm_v, arm_f = scene.forearm_mesh(verts[:, w["wrist_loop"]], joints[:, PALM].mean(1))
+        parts.append((arm_v, arm_f, np.broadcast_to(albedo.mean(0), (len(arm_f), 3))))
     if obj is not None:
         ov, of, ocolor, _ = obj
         normal = np.cross(joints[:, _INDEX_MCP] - joints[:, 0], joints[:, _PINKY_MCP] - joints[:, 0])
@@ -159,8 +164,14 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
         centre3d = joints[:, PALM].mean(1) + normal * (radius + 0.012)
         R = Rotation.from_rotvec(rotvec).as_matrix()
         obj_verts = np.einsum("nij,vj->nvi", R, ov) + centre3d[:, None]
-        obj_lit = lit_face_colors(torch.as_tensor(obj_verts), torch.as_tensor(of),
-                                  torch.as_tensor(ocolor).expand(n, len(of), 3), torch.as_tensor(light)).clamp(0, 1).numpy()
+        parts.append((obj_verts, of, np.broadcast_to(ocolor, (len(of), 3))))
+    offsets = np.cumsum([0] + [len(v[0]) for v, _, _ in parts])
+    all_v = np.concatenate([v for v, _, _ in parts], axis=1)  # (n, V_all, 3)
+    all_f = np.concatenate([f + o for (_, f, _), o in zip(parts, offsets)])
+    all_lit = torch.cat([
+        lit_face_colors(torch.as_tensor(v), torch.as_tensor(f), torch.as_tensor(np.ascontiguousarray(c)).expand(n, -1, -1),
+                        torch.as_tensor(light)) for v, f, c in parts
+    ], dim=1).clamp(0, 1).numpy()  # (n, F_all, 3)
 
     joints2d = np.einsum("nij,nkj->nki", K, joints)
     joints2d = joints2d[..., :2] / joints2d[..., 2:3]
@@ -171,20 +182,14 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
     for t in range(n):
         a, b, pan = next(x for x in backgrounds if x[0] <= t < x[1])
         bg = pan.frame((t - a) / max(1, b - a - 1))
-        if obj is None:
-            painted = render_mesh(verts[t], faces, hand_lit[t], K[t], size, background=bg, supersample=w["ss"])
-        else:
-            all_v = np.concatenate([verts[t], obj_verts[t]])
-            all_f = np.concatenate([faces, of + len(verts[t])])
-            all_c = np.concatenate([hand_lit[t], obj_lit[t]])
-            painted = render_mesh(all_v, all_f, all_c, K[t], size, background=bg, supersample=w["ss"])
+        painted = render_mesh(all_v[t], all_f, all_lit[t], K[t], size, background=bg, supersample=w["ss"])
         img, face_idx = painted.image, painted.face_index
         hand = (face_idx >= 0) & (face_idx < len(faces))
         masks[t] = hand
-        if obj is not None:
-            covered = (face_idx >= len(faces))
-            px = np.clip(np.floor(joints2d[t]).astype(int), 0, size - 1)
-            visible[t] &= ~covered[px[:, 1], px[:, 0]]
+        # a joint behind the forearm or the object is not visible
+        covered = face_idx >= len(faces)
+        px = np.clip(np.floor(joints2d[t]).astype(int), 0, size - 1)
+        visible[t] &= ~covered[px[:, 1], px[:, 0]]
         images.append(img)
 
     rels = []
@@ -214,7 +219,7 @@ def generate_dataset(out_dir: str | Path, hand_model: str | Path, p: SyntheticPa
     out_dir = Path(out_dir)
     specs = plan_sequences(p, seed)
     t0 = time.perf_counter()
-    init = (str(hand_model), p.image_size, p.supersample, p.photo_backgrounds, str(out_dir))
+    init = (str(hand_model), p.image_size, p.supersample, p.photo_backgrounds, str(out_dir), p.forearm)
     tasks = [(s, seed, p.fps) for s in specs]
     if workers > 1:
         ctx = mp.get_context("fork")

@@ -160,3 +160,65 @@ def occluder_mesh(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.
     color = rng.uniform(0.1, 0.95, 3)
     offset = np.array([rng.uniform(-0.09, -0.03), -rng.uniform(0.03, 0.06), rng.uniform(-0.02, 0.03)])
     return np.asarray(m.vertices), np.asarray(m.faces), color, offset
+
+
+def boundary_loop(faces: np.ndarray) -> np.ndarray:
+    """(R,) vertex indices of a mesh's single open boundary (the wrist opening of a hand mesh), in order.
+
+    Raises if the mesh has no boundary or more than one loop."""
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    uniq, count = np.unique(edges, axis=0, return_counts=True)
+    border = uniq[count == 1]
+    if len(border) == 0:
+        raise ValueError("mesh is closed: no wrist opening to attach a forearm to")
+    nbrs: dict[int, list[int]] = {}
+    for a, b in border.tolist():
+        nbrs.setdefault(a, []).append(b)
+        nbrs.setdefault(b, []).append(a)
+    loop = [border[0, 0]]
+    prev = -1
+    while True:
+        nxt = [v for v in nbrs[loop[-1]] if v != prev]
+        if not nxt or nxt[0] == loop[0]:
+            break
+        prev = loop[-1]
+        loop.append(nxt[0])
+    if len(loop) != len(nbrs):
+        raise ValueError(f"mesh has {len(border)} boundary edges but its first loop has {len(loop)}: not a single wrist opening")
+    return np.asarray(loop)
+
+
+def forearm_mesh(loop: np.ndarray, palm_centre: np.ndarray, length: float = 0.25, rings: int = 6,
+                 flare: float = 1.3) -> tuple[np.ndarray, np.ndarray]:
+    """A forearm tube continuing the hand mesh out of its wrist opening.
+
+    loop (T, R, 3) posed vertices of the wrist opening (in order), palm_centre (T, 3): the tube
+    runs from the opening away from the palm for `length` m, widening to `flare` times the
+    wrist section. Its first ring is the opening itself, so hand and arm join without a seam.
+    Returns vertices (T, rings * R, 3) and faces (2 * (rings - 1) * R, 3), wound outward."""
+    T, R, _ = loop.shape
+    centre = loop.mean(1)  # (T, 3)
+    axis = centre - palm_centre
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    offset = loop - centre[:, None]  # (T, R, 3)
+    radial = offset - (offset * axis[:, None]).sum(-1, keepdims=True) * axis[:, None]  # in the cross-section plane
+    u = np.linspace(0.0, 1.0, rings)
+    verts = np.empty((T, rings, R, 3))
+    for i, ui in enumerate(u):
+        shape = offset if i == 0 else radial  # the first ring is the opening, exactly
+        verts[:, i] = centre[:, None] + axis[:, None] * (ui * length) + shape * (1 + (flare - 1) * ui)
+    k = np.arange(R)
+    quads = []
+    for i in range(rings - 1):
+        a, b = i * R + k, i * R + (k + 1) % R
+        c, d = a + R, b + R
+        quads += [np.stack([a, b, d], 1), np.stack([a, d, c], 1)]
+    faces = np.concatenate(quads)
+    verts = verts.reshape(T, rings * R, 3)
+    # wind outward: the first face's normal must point away from the axis
+    v0, v1, v2 = verts[0, faces[0]]
+    n = np.cross(v1 - v0, v2 - v0)
+    out = v0 - (centre[0] + axis[0] * ((v0 - centre[0]) @ axis[0]))
+    if n @ out < 0:
+        faces = faces[:, ::-1].copy()
+    return verts, faces
