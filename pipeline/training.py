@@ -79,6 +79,11 @@ def run_stage(stage: str) -> dict:
         log.info("%s: val PA-MPJPE %.3f cm (mean-pose baseline %.3f cm), PA-MPVPE %.3f cm (baseline %.3f cm)",
                  stage, val["pa_mpjpe_cm"], base.get("pa_mpjpe_cm", float("nan")),
                  val.get("pa_mpvpe_cm", float("nan")), base.get("pa_mpvpe_cm", float("nan")))
+    vs = summary.get("vs_baseline") or {}
+    if vs.get("lo_cm") is not None:
+        log.info("%s: val PA-MPJPE minus the mean-pose baseline's: %+.3f cm (95%% interval %+.3f to %+.3f over %d "
+                 "sequences): %s", stage, vs["diff_cm"], vs["lo_cm"], vs["hi_cm"], vs["groups"],
+                 "better" if vs["better"] else "worse" if vs["worse"] else "no measurable difference")
     if "comparison" in summary:
         c = summary["comparison"]
         log.info("%s: val S2HAND %s | S2HAND(V) %s", stage, c["s2hand"], c["s2hand_v"])

@@ -56,12 +56,12 @@ class RenderParams(Section):
 class SyntheticParams(Section):
     """The embedded synthetic hand-video dataset (data.name == synthetic)."""
 
-    sequences: int = Field(40, ge=3, le=100000)
+    sequences: int = Field(52, ge=3, le=100000)
     frames: int = Field(30, ge=2, le=10000)
     image_size: int = Field(128, ge=32, le=1024)
     fps: float = Field(30.0, gt=0)
-    val_fraction: float = Field(0.15, ge=0, lt=0.5)
-    test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    val_fraction: float = Field(0.23, ge=0, lt=0.5)
+    test_fraction: float = Field(0.23, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
     grasp_prob: float = Field(0.15, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
     wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts

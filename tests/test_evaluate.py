@@ -24,7 +24,8 @@ from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
-from s2hand.train.system import S2HandSystem
+from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
+from s2hand.train.system import S2HandSystem, model_record
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
@@ -37,8 +38,7 @@ def tiny_checkpoint(path: Path, hand_model: Path, stage: str = "finetune", seed:
     torch.manual_seed(seed)
     system = S2HandSystem.from_params(params, hand_model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"net": system.net.state_dict(), "stage": stage, "step": 0, "train": params.train.model_dump(),
-                "hand": params.hand.model_dump(), "seed": seed}, path)
+    torch.save(model_record(system, params.model_copy(update={"seed": seed}), stage, 0), path)
     return path
 
 
@@ -108,6 +108,19 @@ def test_readme_directions_follow_the_numbers():
     assert "direction held" in _sentence(readme(bad, {**SETUP, "ts": False}), "Table 9")
     # the paper's precision is kept (0.780, not 0.78) and paper rows are marked
     assert "*0.780*" in t_good and "*paper: HO-3D test, S2HAND(V) (Table 2)*" in t_good
+
+
+def test_readme_states_what_the_paired_comparison_allows():
+    c = {"diff_cm": -0.02, "lo_cm": -0.05, "hi_cm": 0.01, "better": False, "worse": False, "groups": 6,
+         "frames": 180, "frames_better": 0.55}
+    text = readme({"s2hand": _model(1.0), "mean_pose": _model(1.02),
+                   "vs_mean_pose": {"s2hand": c, "s2hand_v": {**c, "hi_cm": -0.01, "better": True}}}, SETUP)
+    assert ("S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame: -0.020 cm (95 % interval -0.050 to "
+            "+0.010 cm, resampling the 6 sequences; lower on 55 % of the frames): no measurable difference.") in text
+    assert "S2HAND(V) minus the mean-pose baseline" in text and ": measurably better." in text
+    one = readme({"vs_mean_pose": {"s2hand": {**c, "lo_cm": None, "hi_cm": None, "groups": 1}}}, SETUP)
+    assert "a single sequence: no interval, no conclusion" in one
+    assert metrics_json({}, None, {}, 3, vs_mean_pose={"s2hand": c})["vs_mean_pose"]["s2hand"] == c
 
 
 def test_readme_names_the_configuration_and_handles_missing_numbers():
@@ -203,7 +216,12 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
                              load_split(paths.dataset, "val"))
     assert m["mean_pose"]["mpjpe_cm"] == pytest.approx(ref["pa_mpjpe_cm"])
     assert m["mean_pose"]["mpvpe_cm"] == pytest.approx(ref["pa_mpvpe_cm"])
+    for name in ("s2hand", "s2hand_v"):  # the paired comparison's difference is the difference of the means
+        c = m["vs_mean_pose"][name]
+        assert c["diff_cm"] == pytest.approx(m[name]["mpjpe_cm"] - m["mean_pose"]["mpjpe_cm"], abs=1e-6)
+        assert c["frames"] == m["frames"] and isinstance(c["better"], bool)
     text = (reports / "README.md").read_text()
+    assert "S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame" in text
     for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7", "How much 3D"):
         assert heading in text
     # keypoint fits: to ground-truth 2D on every frame, to the detections on the frames with any
@@ -255,3 +273,37 @@ def test_error_paths(tiny_training_data, tmp_path):
     ck = tiny_checkpoint(tmp_path / "ck.pt", hand)
     system, info = load_system(ck, hand)
     assert info == {"stage": "finetune", "step": 0, "input_size": 64} and not system.training
+    old = {k: v for k, v in torch.load(ck, weights_only=True).items() if k != "encoder"}
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="without the encoder spec"):
+        read_checkpoint(tmp_path / "old.pt")
+
+
+@pytest.mark.parametrize("init", ["imagenet", "random"])
+def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init):
+    """The reloaded network computes what the saved one did, also when it started from the shipped
+    Lite0 weights (a TensorFlow port: 'same' padding, BatchNorm eps 1e-3, other input statistics,
+    none of which its state dict records)."""
+    _, _, hand = tiny_training_data(10)
+    params = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": init}},
+                              "render": {"size": 32}})
+    torch.manual_seed(0)
+    system = S2HandSystem.from_params(params, hand).eval()
+    with torch.no_grad():  # move BatchNorm statistics off their init so that eps and stats matter
+        for m in system.net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.0005, 0.002)
+    torch.save(model_record(system, params, "finetune", 3), tmp_path / "m.pt")
+    loaded, info = load_system(tmp_path / "m.pt", hand)
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = system.net(images, branch="3d"), loaded.net(images, branch="3d")
+    for k in ("pose_pca", "shape", "scale", "rot", "trans", "face_colors", "light"):
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+    assert info["step"] == 3 and loaded.net.encoder.spec == system.net.encoder.spec
+    other = "random" if init == "imagenet" else "imagenet"
+    params2 = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": other}}})
+    net2 = S2HandSystem.from_params(params2, hand).net
+    with pytest.raises(ValueError, match="encoder_init / encoder_weights changed between stages"):
+        load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["3d"])
+    assert load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["2d"]) > 0

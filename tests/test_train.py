@@ -157,6 +157,10 @@ def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_
     assert s1["steps"] == 6 and not s1["resumed"]
     assert np.isfinite(s1["val"]["pa_mpjpe_cm"]) and "pa_mpvpe_cm" in s1["val"]
     assert "pa_mpjpe_cm" in s1["baseline_mean_pose"]
+    vs = s1["vs_baseline"]  # paired per-frame comparison, same numbers as the two means
+    assert vs["diff_cm"] == pytest.approx(s1["val"]["pa_mpjpe_cm"] - s1["baseline_mean_pose"]["pa_mpjpe_cm"], abs=1e-9)
+    assert vs["frames"] == len(load_split(tiny_data[0], "val")) and vs["groups"] >= 1
+    assert vs["lo_cm"] is None or vs["lo_cm"] <= vs["diff_cm"] <= vs["hi_cm"]
     assert not (tmp_path / "a" / ".resume" / "pretrain_3d").exists()  # removed when done
 
     # interrupted at step 3 (last checkpoint at step 2), then rerun: continues from the checkpoint
@@ -167,7 +171,7 @@ def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_
     assert (ck["step"], ck["epoch"], ck["batch"]) == (2, 0, 2)
     assert ck["optimizer"]["state"] and all(s["step"] == 2 for s in ck["optimizer"]["state"].values())
     s3 = train_stage(params, "pretrain_3d", paths)
-    assert s3["resumed"] and s3["steps"] == 6
+    assert s3["resumed"] and s3["steps"] == 6 and s3["vs_baseline"] == vs
     _assert_same_state(ref, _net_state(paths.model_out))
 
     # a different seed gives different weights
@@ -182,7 +186,7 @@ def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
     with pytest.raises(TrainingInterrupted):
         train_stage(tiny_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
     s = train_stage(params, "pretrain_2d", paths)  # other params: starts afresh
-    assert not s["resumed"] and s["steps"] == 1
+    assert not s["resumed"] and s["steps"] == 1 and s["vs_baseline"] == {}  # no 3D output
 
 
 def test_stages_chain_into_finetune(tiny_data, tmp_path):

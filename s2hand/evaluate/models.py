@@ -3,10 +3,13 @@
     system, info = load_system("outputs/checkpoints/finetune/model.pt", "outputs/hand_model/MANO_RIGHT.npz")
     system.predict(images, K)     # eval mode, 3D branch
 
-A checkpoint (s2hand.train.loop) holds the network's state dict and the `train` and `hand` params
-it was trained with; the network is rebuilt from those, not from today's params.yaml, so a model
-stays loadable after params change. The encoder is built with random init (its weights are then
-overwritten by the checkpoint's), which needs neither the ImageNet file nor a download. The camera
+A checkpoint (s2hand.train.system.model_record) holds the network's state dict, the encoder spec
+and the `train` and `hand` params it was trained with; the network is rebuilt from those, not from
+today's params.yaml, so a model stays loadable after params change. The encoder is built from the
+spec with random weights (then overwritten by the checkpoint's), which needs neither the ImageNet
+file nor a download; the spec matters because the state dict alone does not say it: the shipped
+Lite0 weights are a TensorFlow port ("same" padding, BatchNorm eps 1e-3, inputs scaled by
+127/128), and the same tensors in timm's plain efficientnet_lite0 compute something else. The camera
 (perspective or orthographic, S2HAND(V)'s Table 8 variant) is not in the checkpoint: the caller
 says which.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 import torch
 
 from s2hand.config import HandParams, Params, TrainParams
+from s2hand.nets import EncoderSpec
 from s2hand.train.system import S2HandSystem
 
 
@@ -36,6 +40,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: not a trained model file (no {', '.join(missing)}; "
                               "outputs/checkpoints/<stage>/model.pt are)")
+    if "encoder" not in ck:
+        raise CheckpointError(f"{path}: written by an older version without the encoder spec, so the network "
+                              "cannot be rebuilt exactly; retrain its stage (dvc repro -f <stage>)")
     return ck
 
 
@@ -44,10 +51,12 @@ def load_system(checkpoint: str | Path, hand_model: str | Path, orthographic: bo
     """(system in eval mode on `device`, {"stage", "step", "input_size"}) from a model file."""
     ck = read_checkpoint(checkpoint)
     train = TrainParams.model_validate(ck["train"])
-    train = train.model_copy(update={"model": train.model.model_copy(update={"encoder_init": "random",
-                                                                             "encoder_weights": None})})
     params = Params(train=train, hand=HandParams.model_validate(ck["hand"]))
-    system = S2HandSystem.from_params(params, hand_model, orthographic=orthographic)
+    try:
+        spec = EncoderSpec.from_dict(ck["encoder"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{checkpoint}: bad encoder spec {ck['encoder']!r}: {e}") from None
+    system = S2HandSystem.from_params(params, hand_model, orthographic=orthographic, encoder_spec=spec)
     try:
         system.net.load_state_dict(ck["net"])
     except RuntimeError as e:

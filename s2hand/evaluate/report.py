@@ -66,10 +66,12 @@ def _clean(v: object) -> float | None:
 
 def metrics_json(results: Mapping[str, EvalResult], detector: EvalResult | None,
                  ground_truth: Mapping[str, float], frames: int,
-                 keypoint_fit: Mapping[str, Mapping[str, float | None]] | None = None) -> dict:
+                 keypoint_fit: Mapping[str, Mapping[str, float | None]] | None = None,
+                 vs_mean_pose: Mapping[str, Mapping[str, float | int | bool | None]] | None = None) -> dict:
     """{"frames": N, <model>: {metric: value}, "detector": {...}, "ground_truth": {...},
-    "keypoint_fit": {"ground_truth_2d": {...}, "detections": {...}}}: numbers (or null for an
-    undefined one) only, so `dvc metrics show` lists every key."""
+    "keypoint_fit": {"ground_truth_2d": {...}, "detections": {...}}, "vs_mean_pose": {<model>:
+    s2hand.train.evaluate.baseline_comparison's dict}}: numbers (or null for an undefined one) and
+    the comparisons' better / worse flags only, so `dvc metrics show` lists every key."""
     out: dict = {"frames": int(frames)}
     for name, r in results.items():
         out[name] = {k: _clean(v) for k, v in sorted(r.metrics.items())}
@@ -78,6 +80,9 @@ def metrics_json(results: Mapping[str, EvalResult], detector: EvalResult | None,
     out["ground_truth"] = {k: _clean(v) for k, v in sorted(ground_truth.items())}
     if keypoint_fit:
         out["keypoint_fit"] = {name: {k: _clean(v) for k, v in sorted(r.items())} for name, r in keypoint_fit.items()}
+    if vs_mean_pose:
+        out["vs_mean_pose"] = {name: {k: (v if isinstance(v, bool) else _clean(v)) for k, v in sorted(c.items())}
+                               for name, c in vs_mean_pose.items()}
     return out
 
 
@@ -205,6 +210,7 @@ def table_1_2(m: Mapping) -> list[str]:
     lines += ["", f"Paper (HO-3D, Table 2): S2HAND(V) is better than S2HAND on all six measures; here it is "
               f"better on {len(better_v)} of 6 ({', '.join(better_v) or 'none'}), so this direction "
               f"{_verdict(flags)}{vs_base}.", ""]
+    lines += vs_mean_pose_lines(m)
     lines += ["Without alignment (camera-space error, cm):", "", "| method | MPJPE | MPVPE | F5 | F15 |",
               "|---|---|---|---|---|"]
     for name in ("s2hand", "s2hand_v", "mean_pose"):
@@ -215,6 +221,27 @@ def table_1_2(m: Mapping) -> list[str]:
                          f"{_fmt(r.get('f15_unaligned'))} |")
     lines.append("")
     return lines
+
+
+def vs_mean_pose_lines(m: Mapping) -> list[str]:
+    """One sentence per model: its per-frame PA-MPJPE minus the mean pose's, with the interval of a
+    bootstrap over whole sequences (s2hand.metrics.compare), and what it lets one conclude."""
+    out = []
+    for name, c in (m.get("vs_mean_pose") or {}).items():
+        if c.get("diff_cm") is None:
+            continue
+        head = (f"{MODEL_LABELS.get(name, name)} minus the mean-pose baseline, PA-MPJPE frame by frame: "
+                f"{c['diff_cm']:+.3f} cm")
+        if c.get("lo_cm") is None:
+            out.append(head + " (a single sequence: no interval, no conclusion).")
+            continue
+        verdict = ("measurably better" if c.get("better") else "measurably worse" if c.get("worse")
+                   else "no measurable difference")
+        out.append(f"{head} (95 % interval {c['lo_cm']:+.3f} to {c['hi_cm']:+.3f} cm, resampling the "
+                   f"{_fmt(c.get('groups'), 0)} sequences; lower on {_fmt(100 * c.get('frames_better', 0.0), 0)} % of the "
+                   f"frames): "
+                   f"{verdict}.")
+    return [*(f"- {line}" for line in out), ""] if out else []
 
 
 def _video_label(setup: Mapping) -> str:

@@ -8,7 +8,8 @@
 
 Evaluates every checkpoint (S2HAND(V)'s camera from video.camera) and the mean-pose baseline on
 `evaluate.split` and writes
-    reports/metrics.json            numbers only (DVC metrics; keypoint_fit: s2hand.evaluate.keypoint_fit)
+    reports/metrics.json            numbers only (DVC metrics; keypoint_fit: s2hand.evaluate.keypoint_fit;
+                                    vs_mean_pose: each model against the baseline, frame by frame)
     reports/README.md               tables of the paper's kind (s2hand.evaluate.report)
     reports/evaluate/pck_joints.csv, pck_verts.csv, within_2d.csv   curves (DVC plots)
     reports/evaluate/pck.png, qualitative.png
@@ -31,6 +32,7 @@ from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
 from s2hand.train.data import HandFrames
+from s2hand.train.evaluate import baseline_comparison
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
 from .models import load_system
@@ -104,7 +106,10 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     detector = evaluate_detector(split)
     fits = (evaluate_keypoint_fit(layer.cpu(), train, split, weights or LossWeights(), ep.keypoint_fit_iters)
             if ep.keypoint_fit_iters else {})
-    metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits)
+    base_joints = results["mean_pose"].preds["joints"]
+    vs_mean_pose = {name: baseline_comparison(results[name].preds["joints"], base_joints, split.table)
+                    for name in paths.checkpoints}
+    metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits, vs_mean_pose)
     setup = {**describe_split(split), "checkpoints": checkpoints, "temporal_loss": video.temporal_loss,
              "ts": video.ts, "camera": video.camera}
 

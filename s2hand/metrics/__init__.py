@@ -1,5 +1,7 @@
 """Evaluation metrics: the FreiHAND/HO-3D online evaluation (`freihand`), video smoothness and
-consistency (`video`), 2D keypoints (`pose2d`) and the submission file format (`submission`)."""
+consistency (`video`), 2D keypoints (`pose2d`), the submission file format (`submission`) and
+paired comparisons of two methods with sequence-level confidence intervals (`compare`)."""
+from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe
 from s2hand.metrics.freihand import (
     ALL_METRIC_KEYS,
     AUC_THRESHOLDS_M,
@@ -34,6 +36,7 @@ from s2hand.metrics.video import (
 )
 
 __all__ = [
+    "paired_comparison", "per_frame_pa_mpjpe",
     "ALL_METRIC_KEYS", "AUC_THRESHOLDS_M", "F_THRESHOLDS_M", "align_by_keypoint_transform", "auc",
     "evaluate_freihand", "fscore", "pck_curve", "point_errors", "procrustes_align", "procrustes_transform",
     "scale_translation_align", "frames_within_distance", "mpjpe_2d", "SubmissionError", "read_freihand_gt",

@@ -13,10 +13,12 @@ from .encoder import (
     LITE_TF_MEAN,
     LITE_TF_STD,
     Encoder,
+    EncoderSpec,
     build_encoder,
     convert_lukemelas_state_dict,
     convert_torchvision_state_dict,
     create_backbone,
+    encoder_from_spec,
     imagenet_normalize,
     lite0_package_weights_path,
     read_state_dict,
@@ -36,7 +38,7 @@ from .hourglass import HourglassOutput, StackedHourglass, integral_keypoints
 from .model import Branch, S2HandNet, S2HandOutput
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "LITE_TF_MEAN", "LITE_TF_STD", "Encoder", "build_encoder",
+    "IMAGENET_MEAN", "IMAGENET_STD", "LITE_TF_MEAN", "LITE_TF_STD", "Encoder", "EncoderSpec", "build_encoder", "encoder_from_spec",
     "convert_lukemelas_state_dict", "convert_torchvision_state_dict", "create_backbone",
     "imagenet_normalize", "lite0_package_weights_path", "read_state_dict",
     "DEFAULT_LIGHT", "MEAN_SKIN_COLOR", "SCALE_INIT", "TRANS_INIT", "GeometryCode",

@@ -4,6 +4,13 @@ feature map.
     enc = build_encoder("lite0", "imagenet")               # offline ImageNet weights, see below
     x = imagenet_normalize(images, enc.mean, enc.std)      # images (B, 3, H, W) in [0, 1]
     feat, low = enc(x)                                     # (B, 1280), (B, 24, H/4, W/4)
+    enc.spec                        # EncoderSpec(arch="tf_efficientnet_lite0", mean, std)
+    same = encoder_from_spec(enc.spec)                     # same network, random weights
+
+The spec is everything besides the state dict that makes two encoders compute the same function:
+the timm architecture (a TF port has "same" padding and BatchNorm eps 1e-3, which a state dict
+does not record) and the input statistics. Model files store it (s2hand.train.system.model_record)
+so a trained model is rebuilt exactly, whatever weights it started from.
 
 Global feature = the last feature map (after timm's conv_head + bn2, the map EfficientNet's own
 classifier pools: 1280 channels for b0/lite0, 1536 for b3, as the released code's
@@ -41,6 +48,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import dataclasses
+
 import timm
 import torch
 from torch import Tensor, nn
@@ -54,6 +63,7 @@ LITE_TF_MEAN = (127.0 / 255.0,) * 3  # efficientnet_lite_builder.py: MEAN_RGB 12
 LITE_TF_STD = (128.0 / 255.0,) * 3
 
 _TIMM_VARIANT = {"b0": "efficientnet_b0", "lite0": "efficientnet_lite0", "b3": "efficientnet_b3"}
+_KNOWN_ARCHS = frozenset(v for n in _TIMM_VARIANT.values() for v in (n, f"tf_{n}"))
 LOW_LEVEL_STAGE = 1  # timm blocks[1] ends at stride 4 for every EfficientNet
 
 
@@ -184,6 +194,28 @@ def convert_torchvision_state_dict(sd: dict[str, Tensor], model: nn.Module) -> d
 # Backbone construction
 
 
+@dataclasses.dataclass(frozen=True)
+class EncoderSpec:
+    """What rebuilds an encoder besides its weights (module docstring)."""
+
+    arch: str  # timm model name, e.g. "efficientnet_b0", "tf_efficientnet_lite0"
+    mean: tuple[float, ...]  # input statistics for imagenet_normalize, images in [0, 1]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.arch not in _KNOWN_ARCHS:
+            raise ValueError(f"encoder arch must be one of {sorted(_KNOWN_ARCHS)}, got {self.arch!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"encoder mean / std must be 3 numbers each (std > 0), got {self.mean}, {self.std}")
+
+    def as_dict(self) -> dict:
+        return {"arch": self.arch, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncoderSpec":
+        return cls(str(d["arch"]), tuple(float(x) for x in d["mean"]), tuple(float(x) for x in d["std"]))
+
+
 def create_backbone(name: EncoderName, init: EncoderInit = "imagenet",
                     weights_path: str | Path | None = None,
                     num_classes: int = 0) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
@@ -191,12 +223,18 @@ def create_backbone(name: EncoderName, init: EncoderInit = "imagenet",
 
     num_classes=0 drops the classifier (model(x) is then the pooled feature); 1000 keeps the
     ImageNet classifier of a pretrained file (used by the agreement test)."""
+    model, spec = _create(name, init, weights_path, num_classes)
+    return model, spec.mean, spec.std
+
+
+def _create(name: EncoderName, init: EncoderInit, weights_path: str | Path | None,
+            num_classes: int) -> tuple[nn.Module, EncoderSpec]:
     if name not in _TIMM_VARIANT:
         raise ValueError(f"encoder name must be one of {sorted(_TIMM_VARIANT)}, got {name!r}")
     variant = _TIMM_VARIANT[name]
     if init == "random":
         return timm.create_model(variant, pretrained=False, num_classes=num_classes), \
-            IMAGENET_MEAN, IMAGENET_STD
+            EncoderSpec(variant, IMAGENET_MEAN, IMAGENET_STD)
     if init != "imagenet":
         raise ValueError(f"init must be 'imagenet' or 'random', got {init!r}")
     if weights_path is None:
@@ -221,8 +259,8 @@ def create_backbone(name: EncoderName, init: EncoderInit = "imagenet",
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     if name == "lite0" and fmt == "lukemelas":
-        return model, LITE_TF_MEAN, LITE_TF_STD
-    return model, IMAGENET_MEAN, IMAGENET_STD
+        return model, EncoderSpec(arch, LITE_TF_MEAN, LITE_TF_STD)
+    return model, EncoderSpec(arch, IMAGENET_MEAN, IMAGENET_STD)
 
 
 class Encoder(nn.Module):
@@ -230,10 +268,11 @@ class Encoder(nn.Module):
 
     Takes images already normalised with `imagenet_normalize(images, self.mean, self.std)`."""
 
-    def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(self, backbone: nn.Module, spec: EncoderSpec):
         super().__init__()
         self.backbone = backbone
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.spec = spec
+        self.mean, self.std = spec.mean, spec.std
         info = backbone.feature_info[LOW_LEVEL_STAGE]
         assert info["reduction"] == 4 and info["module"] == f"blocks.{LOW_LEVEL_STAGE}", info
         self.low_channels: int = info["num_chs"]
@@ -254,5 +293,11 @@ class Encoder(nn.Module):
 def build_encoder(name: EncoderName, init: EncoderInit = "imagenet",
                   weights_path: str | Path | None = None) -> Encoder:
     """Encoder for 'b0' | 'lite0' | 'b3' with 'imagenet' or 'random' weights (module docstring)."""
-    backbone, mean, std = create_backbone(name, init, weights_path, num_classes=0)
-    return Encoder(backbone, mean, std)
+    backbone, spec = _create(name, init, weights_path, num_classes=0)
+    return Encoder(backbone, spec)
+
+
+def encoder_from_spec(spec: EncoderSpec) -> Encoder:
+    """An encoder of `spec`'s architecture and input statistics with timm's random weights (to be
+    overwritten by a model file's)."""
+    return Encoder(timm.create_model(spec.arch, pretrained=False, num_classes=0), spec)

@@ -25,7 +25,7 @@ from typing import Iterator, Literal, Sequence, TypedDict
 
 from torch import Tensor, nn
 
-from .encoder import EncoderInit, EncoderName, build_encoder, imagenet_normalize
+from .encoder import EncoderInit, EncoderName, EncoderSpec, build_encoder, encoder_from_spec, imagenet_normalize
 from .heads import GeometryHead, TextureLightHead
 from .hourglass import StackedHourglass
 
@@ -52,9 +52,13 @@ class S2HandNet(nn.Module):
                  color_activation: Literal["sigmoid", "tanh"] = "sigmoid",
                  use_2d_branch: bool = True, hg_stacks: int = 2, hg_feats: int = 256,
                  hg_modules: int = 2, hg_depth: int = 4, hg_beta: float = 1.0,
-                 num_joints: int = 21, camera_init: Literal["last", "released"] = "released"):
+                 num_joints: int = 21, camera_init: Literal["last", "released"] = "released",
+                 encoder_spec: EncoderSpec | None = None):
+        """encoder_spec: build the encoder as that spec says, with random weights (a trained model
+        being restored: s2hand.evaluate.models); encoder, encoder_init, weights_path are then unused."""
         super().__init__()
-        self.encoder = build_encoder(encoder, encoder_init, weights_path)
+        self.encoder = (build_encoder(encoder, encoder_init, weights_path) if encoder_spec is None
+                        else encoder_from_spec(encoder_spec))
         self.geometry = GeometryHead(self.encoder.num_features, num_pose=num_pose,
                                      num_shape=num_shape, init_rot=init_rot, camera_init=camera_init)
         self.texture_light = TextureLightHead(self.encoder.low_channels, num_faces,

@@ -25,6 +25,7 @@ from s2hand.data.table import FrameTable
 from s2hand.hand.layer import HandLayer
 from s2hand.data.sampler import sequence_windows
 from s2hand.losses.temporal import quaternion_loss
+from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe
 from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.video import sequence_acceleration, sequence_shape_sd, sequence_texture_sd
 from s2hand.render.lighting import shade_faces
@@ -114,6 +115,17 @@ def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> 
         return {}
     m = validation_metrics(mean_pose_predictions(layer, train, val), val)
     return {k: v for k, v in m.items() if not k.endswith("px")}
+
+
+def baseline_comparison(joints: np.ndarray, baseline_joints: np.ndarray, table: FrameTable,
+                        level: float = 0.95) -> dict[str, float | int | bool | None]:
+    """Per-frame PA-MPJPE of joints (N, 21, 3) minus the baseline's on the same frames, with its
+    `level` interval from a bootstrap over whole sequences (s2hand.metrics.compare), in cm:
+    {"diff_cm", "lo_cm", "hi_cm", "better", "worse", "frames", "groups", "frames_better"}."""
+    c = paired_comparison(per_frame_pa_mpjpe(joints, table.joints3d), per_frame_pa_mpjpe(baseline_joints, table.joints3d),
+                          table.seq, level)
+    cm = {f"{k}_cm": (None if c[k] is None else 100 * float(c[k])) for k in ("diff", "lo", "hi")}
+    return {**cm, **{k: c[k] for k in ("better", "worse", "frames", "groups", "frames_better")}}
 
 
 def time_runs(table: FrameTable) -> tuple[np.ndarray, np.ndarray]:

@@ -60,9 +60,16 @@ from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.io import sha256sum
 
 from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
-from .evaluate import mean_pose_baseline, predict, validation_metrics, video_metrics
+from .evaluate import (
+    baseline_comparison,
+    mean_pose_baseline,
+    mean_pose_predictions,
+    predict,
+    validation_metrics,
+    video_metrics,
+)
 from .pictures import picture_grid, save_png
-from .system import STAGES, S2HandSystem, Stage
+from .system import STAGES, S2HandSystem, Stage, model_record
 
 log = logging.getLogger("s2hand.train")
 BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}
@@ -140,8 +147,14 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 
 def load_branch_weights(net: torch.nn.Module, path: Path, prefixes: tuple[str, ...]) -> int:
-    """Copy the tensors whose names start with `prefixes` from a model file into `net`."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)["net"]
+    """Copy the tensors whose names start with `prefixes` from a model file into `net`; refuses a
+    file whose encoder spec (architecture, input statistics) differs from `net`'s."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    sd = ck["net"]
+    spec = net.encoder.spec.as_dict()
+    if any(p.startswith("encoder") for p in prefixes) and ck.get("encoder", spec) != spec:
+        raise ValueError(f"{path}: its encoder is {ck['encoder']}, this network's {spec} "
+                         "(train.model.encoder / encoder_init / encoder_weights changed between stages?)")
     pick = {k: v for k, v in sd.items() if k.startswith(prefixes)}
     if not pick:
         raise ValueError(f"{path}: no weights under {prefixes}")
@@ -298,16 +311,23 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                          "epoch": next_epoch, "batch": next_batch, "step": step, "history": history,
                          "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "stage": stage}, ckpt_path)
 
+    last_joints: dict[int, np.ndarray] = {}  # step -> (N, 21, 3) val joints of that step's validation
+
     def validate() -> dict[str, float]:
         branch = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all", "finetune_video": "all"}[stage]
         preds = predict(system, val_ds, rt.val_batch_size, device, branch=branch, num_workers=rt.num_workers,
                         video=video)
+        last_joints.clear()
+        if "joints" in preds:
+            last_joints[step] = preds["joints"]
         m = validation_metrics(preds, val_table, val_joints2d)
         if video:
             m.update(video_metrics(preds, val_table, vp.n, vp.interval))
         return m
 
     baseline = mean_pose_baseline(system.layer, baseline_train_table, val_table) if main else {}
+    baseline_preds = (mean_pose_predictions(system.layer, baseline_train_table, val_table)["joints"]
+                      if baseline else None)
     if main and not resumed:
         logger.log_metrics({f"baseline/{k}": v for k, v in baseline.items()}, step=0)
         init_metrics = validate()
@@ -369,13 +389,17 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     summary: dict = {}
     if main:
         final = next((h for h in reversed(history) if h["step"] == step), None)
-        if final is None:
+        if final is None or (baseline_preds is not None and stage != "pretrain_2d" and step not in last_joints):
+            # no validation at this step yet, or a resumed run whose last one's predictions are gone
             final = {"epoch": epoch, "step": step, **validate()}
             history.append(final)
+        vs_baseline = (baseline_comparison(last_joints[step], baseline_preds, val_table)
+                       if baseline_preds is not None and step in last_joints else {})
+        if vs_baseline:
+            logger.log_metrics({f"val/vs_baseline_{k}": float(v) for k, v in vs_baseline.items()
+                                if k in ("diff_cm", "lo_cm", "hi_cm") and v is not None}, step=step)
         paths.model_out.parent.mkdir(parents=True, exist_ok=True)
-        save_atomic({"net": system.net.state_dict(), "stage": stage, "step": step,
-                     "train": tp.model_dump(), "hand": params.hand.model_dump(), "seed": params.seed},
-                    paths.model_out)
+        save_atomic(model_record(system, params, stage, step), paths.model_out)
         logger.log_artifact(paths.model_out, "checkpoint")
         if paths.pictures_dir is not None and rt.pictures > 0:
             idx = np.linspace(0, len(val_ds) - 1, min(rt.pictures, len(val_ds))).round().astype(int)
@@ -387,7 +411,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             "train_seconds": round(seconds, 2),
             "images_per_second": round(images_seen / t_train, 2) if t_train > 0 else None,
             "resumed": resumed, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
-            "baseline_mean_pose": baseline, "history": history,
+            "baseline_mean_pose": baseline, "vs_baseline": vs_baseline, "history": history,
         }
         if video:
             summary["comparison"] = video_comparison(history[0] if history[0]["step"] == 0 else {}, summary["val"])

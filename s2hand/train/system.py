@@ -54,7 +54,7 @@ from s2hand.losses import (
     video_temporal_loss,
 )
 from s2hand.losses.supervised import supervised_3d_loss
-from s2hand.nets import S2HandNet, axis_angle_facing_camera
+from s2hand.nets import EncoderSpec, S2HandNet, axis_angle_facing_camera
 from s2hand.render import HandRenderer, RenderOutput, project
 
 Stage = Literal["pretrain_2d", "pretrain_3d", "finetune", "finetune_video"]
@@ -83,12 +83,23 @@ def place_hand(layer: HandLayer, rot: Tensor, pose_pca: Tensor, shape: Tensor, s
     return HandPrediction(verts, joints, hand.full_pose, project(joints, K, orthographic))
 
 
-def build_net(params: Params, num_faces: int) -> S2HandNet:
+def build_net(params: Params, num_faces: int, encoder_spec: EncoderSpec | None = None) -> S2HandNet:
+    """The network `params` describe; encoder_spec: restore a trained one (S2HandNet)."""
     m = params.train.model
     return S2HandNet(m.encoder, m.encoder_init, m.encoder_weights, num_faces=num_faces,
                      num_pose=params.hand.num_pca_comps, num_shape=10, init_rot=axis_angle_facing_camera(),
                      color_activation=m.color_activation, camera_init=m.camera_init, use_2d_branch=True, hg_stacks=m.hg_stacks,
-                     hg_feats=m.hg_feats, hg_modules=m.hg_modules, hg_depth=m.hg_depth, hg_beta=m.hg_beta)
+                     hg_feats=m.hg_feats, hg_modules=m.hg_modules, hg_depth=m.hg_depth, hg_beta=m.hg_beta,
+                     encoder_spec=encoder_spec)
+
+
+def model_record(system: "S2HandSystem", params: Params, stage: str, step: int) -> dict:
+    """What a model file holds (read back by s2hand.evaluate.models.load_system): the network's
+    state dict, the encoder spec (architecture and input statistics, which the state dict does not
+    record), the train and hand params the network is rebuilt from, stage, step and seed."""
+    return {"net": system.net.state_dict(), "encoder": system.net.encoder.spec.as_dict(), "stage": stage,
+            "step": int(step), "train": params.train.model_dump(), "hand": params.hand.model_dump(),
+            "seed": params.seed}
 
 
 class S2HandSystem(nn.Module):
@@ -112,11 +123,13 @@ class S2HandSystem(nn.Module):
         self.ddp: nn.Module | None = None  # DistributedDataParallel(net) when training with DDP
 
     @classmethod
-    def from_params(cls, params: Params, hand_model: str | Path, orthographic: bool = False) -> "S2HandSystem":
+    def from_params(cls, params: Params, hand_model: str | Path, orthographic: bool = False,
+                    encoder_spec: EncoderSpec | None = None) -> "S2HandSystem":
         """orthographic: project and render with u = fx X + cx (the finetune_video stage sets it
-        from video.camera; the S2HAND stages always use the perspective camera)."""
+        from video.camera; the S2HAND stages always use the perspective camera). encoder_spec:
+        restoring a model file (build_net)."""
         layer = HandLayer.from_file(hand_model, params.hand.num_pca_comps, params.hand.flat_hand_mean)
-        net = build_net(params, int(layer.faces.shape[0]))
+        net = build_net(params, int(layer.faces.shape[0]), encoder_spec)
         r = params.render
         renderer = HandRenderer(layer.faces, r.size, params.train.input_size, blur_sigma=r.blur_sigma,
                                 faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0),
