@@ -64,6 +64,7 @@ class SyntheticParams(Section):
     test_fraction: float = Field(0.23, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
     grasp_prob: float = Field(0.15, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
+    gesture_prob: float = Field(0.5, ge=0, le=1)  # share of finger keyframes that are gestures (point, peace, ...)
     wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
     wild_frames: int = Field(60, ge=16, le=10000)
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural

@@ -187,6 +187,27 @@ def test_natural_poses_within_limits_and_backwards_finger_not():
     assert not within_limits(bent_back.reshape(45))
 
 
+def test_gestures_move_fingers_independently():
+    """GESTURES break the grasp synergy (all fingers closing together) that natural poses follow;
+    gesture_prob=0 draws exactly the natural poses."""
+    from s2hand.hand.poses import GESTURES
+
+    rng = lambda: np.random.default_rng(2)  # noqa: E731
+    natural = sample_natural_poses(2000, rng())
+    assert np.array_equal(sample_natural_poses(2000, rng(), gesture_prob=0.0), natural)
+    gestures = sample_natural_poses(2000, rng(), gesture_prob=1.0)
+    assert within_limits(gestures).all() and within_limits(sample_natural_poses(500, rng(), 0.4, 0.5)).all()
+    mcp = lambda p, f: np.rad2deg(p.reshape(-1, 15, 3)[:, J[f"{f}1"] - 1, 2])  # noqa: E731  MCP flexion
+    corr = lambda p: np.corrcoef(mcp(p, "index"), mcp(p, "middle"))[0, 1]  # noqa: E731
+    assert corr(natural) > 0.6 and corr(gestures) < 0.45  # measured 0.68 and 0.37
+    # pointing (index out, middle in) is common among gestures and next to absent among natural poses
+    point = lambda p: np.mean((mcp(p, "index") < 20) & (mcp(p, "middle") > 65))  # noqa: E731
+    assert point(gestures) > 0.1 and point(natural) < 0.02
+    assert len(GESTURES) >= 10 and all(len(c) == 5 and all(0 <= x <= 1 for x in c) for c in GESTURES.values())
+    mixed = sample_natural_poses(4000, rng(), gesture_prob=0.5)
+    assert 0.4 * point(gestures) < point(mixed) < 0.6 * point(gestures)  # about half of them gestures
+
+
 def test_fist_closes(open_hand, layer):
     palm = open_hand["weights"].argmax(1) == J["wrist"]  # vertices the wrist joint carries
 

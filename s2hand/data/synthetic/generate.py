@@ -46,6 +46,7 @@ class SequenceSpec:
     wild: bool
     occluder: bool
     grasp_prob: float = 0.15  # share of finger keyframes that are grasps (s2hand.hand.poses)
+    gesture_prob: float = 0.0  # share of finger keyframes that are gestures (s2hand.hand.poses.GESTURES)
 
 
 def plan_sequences(p: SyntheticParams, seed: int) -> list[SequenceSpec]:
@@ -56,9 +57,11 @@ def plan_sequences(p: SyntheticParams, seed: int) -> list[SequenceSpec]:
     n_val = int(round(p.sequences * p.val_fraction))
     split_of = {int(s): ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, s in enumerate(ids)}
     occ = rng.random(p.sequences + p.wild_sequences) < p.occluder_prob
-    specs = [SequenceSpec(s, split_of[s], p.frames, False, bool(occ[s]), p.grasp_prob) for s in range(p.sequences)]
+    specs = [SequenceSpec(s, split_of[s], p.frames, False, bool(occ[s]), p.grasp_prob, p.gesture_prob)
+             for s in range(p.sequences)]
     specs += [
-        SequenceSpec(p.sequences + w, "wild", p.wild_frames, True, bool(occ[p.sequences + w]), p.grasp_prob)
+        SequenceSpec(p.sequences + w, "wild", p.wild_frames, True, bool(occ[p.sequences + w]), p.grasp_prob,
+                     p.gesture_prob)
         for w in range(p.wild_sequences)
     ]
     return specs
@@ -95,13 +98,14 @@ def _shots(rng: np.random.Generator, n: int, wild: bool, min_len: int = 8) -> li
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _shot_trajectory(rng: np.random.Generator, n: int, fps: float, wild: bool, size: int, grasp_prob: float = 0.15):
+def _shot_trajectory(rng: np.random.Generator, n: int, fps: float, wild: bool, size: int, grasp_prob: float = 0.15,
+                     gesture_prob: float = 0.0):
     """Per-frame finger pose (n,45), global rotation, image-plane centre (n,2), depth (n,), light (n,11)."""
     times = motion.keyframe_times(rng, n, fps)
     k = len(times)
     pauses = motion.pause_mask(rng, k)
     s = motion.eased_positions(times, n)
-    pose = motion.interpolate_vectors(motion.apply_pauses(sample_natural_poses(k, rng, grasp_prob), pauses), s)
+    pose = motion.interpolate_vectors(motion.apply_pauses(sample_natural_poses(k, rng, grasp_prob, gesture_prob), pauses), s)
     base = scene.sample_global_rotation(rng, wide=wild)
     wobble = Rotation.from_rotvec(rng.normal(0, np.deg2rad(18), (k, 3)))
     rot_keys = wobble * base
@@ -132,7 +136,7 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
     light = np.zeros((n, 11)); K = np.zeros((n, 3, 3)); cut = np.zeros(n, bool); shot_of = np.zeros(n, int)
     backgrounds = []
     for i, (a, b) in enumerate(_shots(rng, n, spec.wild)):
-        p, r, c, d, l = _shot_trajectory(rng, b - a, fps, spec.wild, size, spec.grasp_prob)
+        p, r, c, d, l = _shot_trajectory(rng, b - a, fps, spec.wild, size, spec.grasp_prob, spec.gesture_prob)
         pose[a:b], rotvec[a:b], centre[a:b], depth[a:b], light[a:b] = p, r.as_rotvec(), c, d, l
         K[a:b] = scene.intrinsics(size, FOCAL_FACTOR * (rng.uniform(0.8, 1.2) if spec.wild else 1.0), rng)
         cut[a] = i > 0
