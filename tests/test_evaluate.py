@@ -219,7 +219,7 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     for name in ("s2hand", "s2hand_v"):  # the paired comparison's difference is the difference of the means
         c = m["vs_mean_pose"][name]
         assert c["diff_cm"] == pytest.approx(m[name]["mpjpe_cm"] - m["mean_pose"]["mpjpe_cm"], abs=1e-6)
-        assert c["frames"] == m["frames"] and isinstance(c["better"], bool)
+        assert c["frames"] == m["frames"] and isinstance(c["frames"], int) and isinstance(c["better"], bool)
     text = (reports / "README.md").read_text()
     assert "S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame" in text
     for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7", "How much 3D"):

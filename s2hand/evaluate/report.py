@@ -81,7 +81,7 @@ def metrics_json(results: Mapping[str, EvalResult], detector: EvalResult | None,
     if keypoint_fit:
         out["keypoint_fit"] = {name: {k: _clean(v) for k, v in sorted(r.items())} for name, r in keypoint_fit.items()}
     if vs_mean_pose:
-        out["vs_mean_pose"] = {name: {k: (v if isinstance(v, bool) else _clean(v)) for k, v in sorted(c.items())}
+        out["vs_mean_pose"] = {name: {k: (v if isinstance(v, (bool, int)) else _clean(v)) for k, v in sorted(c.items())}
                                for name, c in vs_mean_pose.items()}
     return out
 
