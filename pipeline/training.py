@@ -80,7 +80,10 @@ def run_stage(stage: str) -> dict:
                  stage, val["pa_mpjpe_cm"], base.get("pa_mpjpe_cm", float("nan")),
                  val.get("pa_mpvpe_cm", float("nan")), base.get("pa_mpvpe_cm", float("nan")))
     vs = summary.get("vs_baseline") or {}
-    if vs.get("lo_cm") is not None:
+    if vs and vs.get("lo_cm") is None:
+        log.info("%s: val PA-MPJPE minus the mean-pose baseline's: %+.3f cm over %d sequences, too few for an "
+                 "interval", stage, vs["diff_cm"], vs["groups"])
+    elif vs:
         log.info("%s: val PA-MPJPE minus the mean-pose baseline's: %+.3f cm (95%% interval %+.3f to %+.3f over %d "
                  "sequences): %s", stage, vs["diff_cm"], vs["lo_cm"], vs["hi_cm"], vs["groups"],
                  "better" if vs["better"] else "worse" if vs["worse"] else "no measurable difference")

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from s2hand.metrics import evaluate_freihand, paired_comparison, per_frame_pa_mpjpe
+from s2hand.metrics.compare import MIN_GROUPS
 
 
-def _errors(seed: int = 0, groups: int = 6, frames: int = 30, shift: float = -0.05, group_sd: float = 0.0):
+def _errors(seed: int = 0, groups: int = 12, frames: int = 15, shift: float = -0.05, group_sd: float = 0.0):
     r = np.random.default_rng(seed)
     g = np.repeat(np.arange(groups), frames)
     b = 1.0 + r.normal(0, 0.1, len(g))
@@ -40,7 +41,7 @@ def test_a_clear_gain_is_better_and_swapping_mirrors_the_interval():
     a, b, g = _errors(shift=-0.05)
     c = paired_comparison(a, b, g)
     assert c["better"] and not c["worse"] and c["lo"] <= c["diff"] <= c["hi"] < 0
-    assert c["diff"] == pytest.approx(np.mean(a - b)) and c["groups"] == 6 and c["frames"] == 180
+    assert c["diff"] == pytest.approx(np.mean(a - b)) and c["groups"] == 12 and c["frames"] == 180
     s = paired_comparison(b, a, g)
     assert s["worse"] and s["diff"] == pytest.approx(-c["diff"])
     assert s["lo"] == pytest.approx(-c["hi"]) and s["hi"] == pytest.approx(-c["lo"])
@@ -54,12 +55,15 @@ def test_correlated_sequences_widen_the_interval():
     assert (by_group["hi"] - by_group["lo"]) > 2 * (by_frame["hi"] - by_frame["lo"])
 
 
-def test_still_images_are_their_own_groups_and_one_group_decides_nothing():
-    a, b, g = _errors(shift=-0.05)
+def test_still_images_are_their_own_groups_and_few_groups_decide_nothing():
+    a, b, g = _errors(shift=-0.05, groups=8, frames=20)
     still = np.full_like(g, -1)
-    assert paired_comparison(a, b, still)["groups"] == 180
-    one = paired_comparison(a, b, np.zeros_like(g))
-    assert one["groups"] == 1 and one["lo"] is None and not one["better"] and not one["worse"]
+    assert paired_comparison(a, b, still)["groups"] == 160
+    assert paired_comparison(a, b, g)["better"]  # MIN_GROUPS groups: a verdict
+    for few in (np.zeros_like(g), g % (MIN_GROUPS - 1)):  # one group; MIN_GROUPS - 1 groups
+        c = paired_comparison(a, b, few)
+        assert c["groups"] == len(np.unique(few)) and c["lo"] is None and c["hi"] is None
+        assert not c["better"] and not c["worse"] and c["diff"] == pytest.approx(np.mean(a - b))
     assert paired_comparison(a, b, g, seed=3)["lo"] != paired_comparison(a, b, g, seed=4)["lo"]
     assert paired_comparison(a, b, g, seed=3) == paired_comparison(a, b, g, seed=3)
 

@@ -118,8 +118,8 @@ def test_readme_states_what_the_paired_comparison_allows():
     assert ("S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame: -0.020 cm (95 % interval -0.050 to "
             "+0.010 cm, resampling the 6 sequences; lower on 55 % of the frames): no measurable difference.") in text
     assert "S2HAND(V) minus the mean-pose baseline" in text and ": measurably better." in text
-    one = readme({"vs_mean_pose": {"s2hand": {**c, "lo_cm": None, "hi_cm": None, "groups": 1}}}, SETUP)
-    assert "a single sequence: no interval, no conclusion" in one
+    few = readme({"vs_mean_pose": {"s2hand": {**c, "lo_cm": None, "hi_cm": None, "groups": 2}}}, SETUP)
+    assert "-0.020 cm (2 sequences, too few for an interval: no conclusion)" in few
     assert metrics_json({}, None, {}, 3, vs_mean_pose={"s2hand": c})["vs_mean_pose"]["s2hand"] == c
 
 

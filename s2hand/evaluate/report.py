@@ -233,7 +233,7 @@ def vs_mean_pose_lines(m: Mapping) -> list[str]:
         head = (f"{MODEL_LABELS.get(name, name)} minus the mean-pose baseline, PA-MPJPE frame by frame: "
                 f"{c['diff_cm']:+.3f} cm")
         if c.get("lo_cm") is None:
-            out.append(head + " (a single sequence: no interval, no conclusion).")
+            out.append(head + f" ({_fmt(c.get('groups'), 0)} sequences, too few for an interval: no conclusion).")
             continue
         verdict = ("measurably better" if c.get("better") else "measurably worse" if c.get("worse")
                    else "no measurable difference")

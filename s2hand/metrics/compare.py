@@ -13,6 +13,9 @@ interval here is a percentile bootstrap over whole groups (a cluster bootstrap):
 sum(a - b) / frames over the resampled groups, computed by scipy.stats.bootstrap on the per-group
 sums and counts. Frames whose group id is negative (still images) are each their own group. With
 few groups the interval is honest but wide: 6 validation sequences cannot show a 1 % difference.
+Below MIN_GROUPS groups there is no interval and no verdict: G groups allow only C(2G-1, G)
+distinct resamples (3 for 2 groups, 462 for 6) and a percentile interval from so few clusters is
+too narrow, so it would call noise a difference.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import numpy as np
 from scipy import stats
 
 from .freihand import point_errors, procrustes_align
+
+MIN_GROUPS = 8  # fewer groups (sequences): no interval, no verdict (module docstring)
 
 
 def per_frame_pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -48,9 +53,9 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = 
                       n_resamples: int = 4000, seed: int = 0) -> dict[str, float | int | bool | None]:
     """Per-frame errors a (S,) and b (S,) of two methods on the same frames -> {"diff": mean(a - b),
     "lo", "hi": the `level` interval (module docstring), "better": hi < 0 (a measurably lower),
-    "worse": lo > 0, "frames", "groups", "frames_better": share of frames with a < b}. With one
-    group there is nothing to resample: lo and hi are None and neither better nor worse holds.
-    Non-finite errors raise."""
+    "worse": lo > 0, "frames", "groups", "frames_better": share of frames with a < b}. With fewer
+    than MIN_GROUPS groups lo and hi are None and neither better nor worse holds. Non-finite
+    errors raise."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"a {a.shape} and b {b.shape} must be equal (S,), S > 0")
@@ -63,9 +68,9 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = 
     sums = np.bincount(gid, weights=d)
     counts = np.bincount(gid).astype(np.float64)
     diff = float(d.mean())
-    if len(sums) < 2:
+    if len(sums) < MIN_GROUPS:
         return {"diff": diff, "lo": None, "hi": None, "better": False, "worse": False, "frames": int(len(d)),
-                "groups": 1, "frames_better": float(np.mean(d < 0))}
+                "groups": int(len(sums)), "frames_better": float(np.mean(d < 0))}
     res = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True,
                           vectorized=True, confidence_level=level, n_resamples=n_resamples,
                           method="percentile", rng=np.random.default_rng(seed))
