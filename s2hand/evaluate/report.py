@@ -237,10 +237,9 @@ def vs_mean_pose_lines(m: Mapping) -> list[str]:
             continue
         verdict = ("measurably better" if c.get("better") else "measurably worse" if c.get("worse")
                    else "no measurable difference")
+        share = _fmt(100 * c.get("frames_better", 0.0), 0)
         out.append(f"{head} (95 % interval {c['lo_cm']:+.3f} to {c['hi_cm']:+.3f} cm, resampling the "
-                   f"{_fmt(c.get('groups'), 0)} sequences; lower on {_fmt(100 * c.get('frames_better', 0.0), 0)} % of the "
-                   f"frames): "
-                   f"{verdict}.")
+                   f"{_fmt(c.get('groups'), 0)} sequences; lower on {share} % of the frames): {verdict}.")
     return [*(f"- {line}" for line in out), ""] if out else []
 
 

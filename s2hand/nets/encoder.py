@@ -45,10 +45,9 @@ Nothing is downloaded.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
-
-import dataclasses
 
 import timm
 import torch
@@ -272,11 +271,18 @@ class Encoder(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.spec = spec
-        self.mean, self.std = spec.mean, spec.std
         info = backbone.feature_info[LOW_LEVEL_STAGE]
         assert info["reduction"] == 4 and info["module"] == f"blocks.{LOW_LEVEL_STAGE}", info
         self.low_channels: int = info["num_chs"]
         self.num_features: int = backbone.num_features
+
+    @property
+    def mean(self) -> tuple[float, ...]:  # input statistics (the spec's)
+        return self.spec.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.spec.std
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         m = self.backbone

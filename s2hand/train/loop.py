@@ -69,7 +69,7 @@ from .evaluate import (
     video_metrics,
 )
 from .pictures import picture_grid, save_png
-from .system import STAGES, S2HandSystem, Stage, model_record
+from .system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
 
 log = logging.getLogger("s2hand.train")
 BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}
@@ -314,9 +314,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     last_joints: dict[int, np.ndarray] = {}  # step -> (N, 21, 3) val joints of that step's validation
 
     def validate() -> dict[str, float]:
-        branch = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all", "finetune_video": "all"}[stage]
-        preds = predict(system, val_ds, rt.val_batch_size, device, branch=branch, num_workers=rt.num_workers,
-                        video=video)
+        preds = predict(system, val_ds, rt.val_batch_size, device, branch=STAGE_BRANCH[stage],
+                        num_workers=rt.num_workers, video=video)
         last_joints.clear()
         if "joints" in preds:
             last_joints[step] = preds["joints"]
@@ -389,7 +388,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     summary: dict = {}
     if main:
         final = next((h for h in reversed(history) if h["step"] == step), None)
-        if final is None or (baseline_preds is not None and stage != "pretrain_2d" and step not in last_joints):
+        if final is None or (baseline_preds is not None and STAGE_BRANCH[stage] != "2d" and step not in last_joints):
             # no validation at this step yet, or a resumed run whose last one's predictions are gone
             final = {"epoch": epoch, "step": step, **validate()}
             history.append(final)
