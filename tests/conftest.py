@@ -1,6 +1,9 @@
 """Shared fixtures: the open hand is built once per test session (small PCA samples)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,11 +19,19 @@ def open_hand() -> dict:
 
 
 @pytest.fixture(scope="session")
-def npz_path(open_hand, tmp_path_factory):
+def npz_path(request, tmp_path_factory):
+    """A MANO-format hand model file: S2HAND_TEST_HAND_MODEL when set (a machine without `anny`,
+    e.g. a GPU box running tests/test_gpu.py with the pipeline's outputs/hand_model/MANO_RIGHT.npz),
+    else the open hand written by this session."""
     from s2hand.hand.mano_io import write_mano_npz
 
+    given = os.environ.get("S2HAND_TEST_HAND_MODEL")
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f"S2HAND_TEST_HAND_MODEL={given}: no such file")
+        return Path(given)
     path = tmp_path_factory.mktemp("hand") / "MANO_RIGHT.npz"
-    write_mano_npz(open_hand, path)
+    write_mano_npz(request.getfixturevalue("open_hand"), path)
     return path
 
 

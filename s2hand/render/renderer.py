@@ -66,6 +66,20 @@ class RenderOutput(NamedTuple):
     # (without front_face_pass: the nearest face in depth within the blur radius)
 
 
+def gather_rows(src: Tensor, index: Tensor) -> Tensor:
+    """src[index] for a long `index` of any shape with -1 = none: (N, *rest) -> (*index.shape, *rest).
+
+    The rows of empty slots (-1) are arbitrary; callers mask them. Written as index_select, whose
+    backward is index_add_ (atomic adds on CUDA), not advanced indexing, whose backward sorts the
+    indices and accumulates each run of one index serially: with every empty pixel slot pointing at
+    row 0 that single run was ~95 % of a CUDA training step (batch 64). Empty slots are spread over
+    all rows for the same reason (their gradient is zero: the callers mask them with torch.where)."""
+    flat = index.reshape(-1)
+    spread = torch.arange(flat.numel(), device=flat.device) % src.shape[0]
+    flat = torch.where(flat >= 0, flat, spread)
+    return src.index_select(0, flat).reshape(*index.shape, *src.shape[1:])
+
+
 def soft_fragments(face_verts: Tensor, pix_to_face: Tensor, image_size: int, perspective: bool) -> Fragments:
     """Differentiable pytorch3d-style fragments for given faces at each pixel.
 
@@ -78,7 +92,7 @@ def soft_fragments(face_verts: Tensor, pix_to_face: Tensor, image_size: int, per
     """
     R = image_size
     valid = pix_to_face >= 0
-    tri = face_verts[pix_to_face.clamp(min=0)]  # (B, R, R, k, 3, 3)
+    tri = gather_rows(face_verts, pix_to_face)  # (B, R, R, k, 3, 3)
     centres = 1.0 - (2.0 * torch.arange(R, device=tri.device, dtype=tri.dtype) + 1.0) / R
     px = centres[None, None, :, None].expand(pix_to_face.shape)  # column j -> x
     py = centres[None, :, None, None].expand(pix_to_face.shape)  # row i -> y
@@ -268,7 +282,7 @@ class HandRenderer(torch.nn.Module):
                 )
         if track:
             return frags
-        face_verts = verts_ndc.reshape(-1, 3)[(faces + self._vert_offsets(verts))].reshape(-1, 3, 3)
+        face_verts = gather_rows(verts_ndc.reshape(-1, 3), faces + self._vert_offsets(verts)).reshape(-1, 3, 3)
         return soft_fragments(face_verts, frags.pix_to_face, self.render_size, not self.orthographic)
 
     def _vert_offsets(self, verts: Tensor) -> Tensor:
@@ -282,7 +296,7 @@ class HandRenderer(torch.nn.Module):
         frags = self.rasterize(verts, K)
         lit = face_colors if light is None else lit_face_colors(verts, self.faces, face_colors, light)
         packed = frags.pix_to_face  # (B, R, R, k) index into the B*F packed faces, -1 = none
-        colors = lit.reshape(B * F, 3)[packed.clamp(min=0)]  # (B, R, R, k, 3)
+        colors = gather_rows(lit.reshape(B * F, 3), packed)  # (B, R, R, k, 3); empty slots masked by the blend
         rgba = softmax_rgb_blend(colors, frags, self.blend, znear=self.znear, zfar=self.zfar)  # (B, R, R, 4)
         alpha = rgba[..., 3:]  # (B, R, R, 1) soft silhouette
         if self.front_face_pass and self.blur_radius > 0:  # slot 0 = the face covering the pixel centre

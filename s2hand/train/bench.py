@@ -4,6 +4,7 @@ forward, backward, Adam step).
     python -m s2hand.train.bench                      # CPU, batch 8: params' input/render sizes and 224 px
     python -m s2hand.train.bench --device cuda        # batch 64, bf16 autocast, channels_last, 224 px
     python -m s2hand.train.bench --input-size 224 --render-size 64 --batch 8 --reps 5
+    python -m s2hand.train.bench --device cuda --profile   # + torch.profiler's top operators of the full step
 
 Rows (each includes the ones above it):
     encoder      encoder + geometry/texture heads (the 3D branch's network), a dummy loss
@@ -88,8 +89,21 @@ def time_steps(system: S2HandSystem, batch: dict, loss_fn, reps: int, warmup: in
     return statistics.median(times)
 
 
+def profile_step(system: S2HandSystem, batch: dict, loss_fn, steps: int = 1, top: int = 20) -> str:
+    """torch.profiler's operator table (self time, the device's on CUDA) over `steps` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = batch["image"].is_cuda
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    time_steps(system, batch, loss_fn, reps=1, warmup=1)
+    with profile(activities=activities) as prof:
+        time_steps(system, batch, loss_fn, reps=steps, warmup=0)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top)
+
+
 def run(params: Params, hand_model: str, device: str, batch: int, input_size: int, render_size: int,
-        reps: int, bf16: bool, channels_last: bool) -> list[dict]:
+        reps: int, bf16: bool, channels_last: bool, profile: bool = False) -> list[dict]:
     p = bench_params(params, input_size, render_size, device)
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -105,6 +119,9 @@ def run(params: Params, hand_model: str, device: str, batch: int, input_size: in
         s = time_steps(system, b, fn, reps)
         rows.append({"row": name, "device": device, "batch": batch, "input": input_size, "render": render_size,
                      "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
+    if profile:
+        print(f"profile: full step ({ROWS[-1][0]}), {device}, batch {batch}, input {input_size}, render {render_size}")
+        print(profile_step(system, b, ROWS[-1][1]))
     base = rows[0]["ms_per_step"]
     for r in rows:
         r["x_encoder"] = round(r["ms_per_step"] / base, 2)
@@ -122,6 +139,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--fp32", action="store_true", help="CUDA: no bf16 autocast")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of the full step")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,7 +153,7 @@ def main() -> None:
             [224] if device == "cuda" else sorted({params.train.input_size, 224}))
         for size in sizes:
             rows += run(params, args.hand_model, device, batch, size, render, args.reps,
-                        bf16=not args.fp32, channels_last=True)
+                        bf16=not args.fp32, channels_last=True, profile=args.profile)
     cols = ["row", "device", "batch", "input", "render", "ms_per_step", "images_per_s", "x_encoder"]
     print(f"torch threads: {torch.get_num_threads()}")
     print("| " + " | ".join(cols) + " |")

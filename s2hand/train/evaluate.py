@@ -101,12 +101,16 @@ def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable
     middle MCP on each frame's ground-truth middle MCP. -> joints (N, 21, 3), verts (N, V, 3)."""
     if train.pose is None or table.joints3d is None:
         raise ValueError("the mean-pose baseline needs the training poses and the split's 3D ground truth")
-    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32)[None]  # (1, 45)
-    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32)[None]
-    hand = layer.to("cpu")(torch.zeros(1, 3), pose45, beta, pca=False)
-    centre = hand.joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (1, 1, 3)
+    dev = layer.hand_mean.device  # run where the layer lives: Module.to() would move the caller's layer
+    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32, device=dev)[None]  # (1, 45)
+    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32,
+                           device=dev)[None]
+    with torch.no_grad():
+        hand = layer(torch.zeros(1, 3, device=dev), pose45, beta, pca=False)
+    joints, verts = hand.joints.cpu().numpy(), hand.verts.cpu().numpy()
+    centre = joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (1, 1, 3)
     root = table.joints3d[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (N, 1, 3)
-    return {"joints": (hand.joints - centre).numpy() + root, "verts": (hand.verts - centre).numpy() + root}
+    return {"joints": joints - centre + root, "verts": verts - centre + root}
 
 
 def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> dict[str, float]:
