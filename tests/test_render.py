@@ -150,15 +150,15 @@ def test_gradients_reach_vertices_colours_and_light(orthographic):
         assert torch.isfinite(g).all() and g.abs().sum() > 0
 
 
-def test_torch_fragments_and_tiles_match_plain_pytorch3d():
+def test_torch_face_selection_and_fragments_match_plain_pytorch3d():
     mesh = handlike_mesh()
     verts = torch.tensor(mesh.vertices, dtype=torch.float32)[None] + torch.tensor([0.0, 0.02, 0.5])
     faces = torch.tensor(mesh.faces)
     C = 0.3 + 0.5 * torch.rand(1, len(faces), 3)
     outs, grads = [], []
-    for opts in ({}, {"grad_mode": "pytorch3d", "tile_size": None}):
+    for opts in ({}, {"grad_mode": "pytorch3d", "face_selection": "pytorch3d"}):
         v = verts.clone().requires_grad_()
-        out = HandRenderer(faces, 40, INPUT, **opts)(v, C, LIGHT, camera())  # 40: tiles overhang
+        out = HandRenderer(faces, 40, INPUT, **opts)(v, C, LIGHT, camera())
         (out.image.mean() + out.silhouette.mean()).backward()
         outs.append(out)
         grads.append(v.grad.flatten())
@@ -226,3 +226,64 @@ def test_painter_background_and_outputs():
     many = render_many(np.stack([verts[0].numpy()] * 2), faces.numpy(), np.stack([colors] * 2), np.stack([K] * 2), 48,
                        backgrounds=np.stack([bg] * 2))
     assert many.image.shape == (2, 48, 48, 3) and (many.image[1] == p.image).all()
+
+
+# ---------------------------------------------------------------- face selection
+def _posed_hands(layer, B: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        hand = layer(0.6 * torch.randn(B, 3, generator=g), torch.randn(B, 30, generator=g), torch.zeros(B, 10))
+    place = torch.tensor([[0.0, 0.0, 0.5], [0.01, -0.01, 0.45], [-0.01, 0.0, 0.6], [0.0, 0.01, 0.4]])[:B]
+    return hand.verts - hand.joints[:, 9:10] + place[:, None]  # (B, V, 3)
+
+
+@pytest.mark.parametrize("R, orthographic", [(32, False), (64, False), (64, True), (97, False)])
+def test_select_faces_matches_pytorch3d(layer, R, orthographic):
+    """The vectorised selection picks pytorch3d's faces: the soft k (as sets: order differs only on
+    exact depth ties) up to float rounding on the blur boundary, and the front face exactly."""
+    from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
+    from pytorch3d.structures import Meshes
+
+    from s2hand.render.raster import select_faces
+
+    verts = _posed_hands(layer)
+    K = camera(len(verts), orthographic)
+    r = HandRenderer(layer.faces, R, INPUT, orthographic=orthographic)
+    ndc = r.to_ndc(verts, K)
+    meshes = Meshes(verts=ndc, faces=layer.faces.expand(len(verts), -1, -1))
+    ref = rasterize_meshes(meshes, image_size=R, blur_radius=r.blur_radius, faces_per_pixel=8, bin_size=0,
+                           perspective_correct=not orthographic, clip_barycentric_coords=True)[0]
+    ref_hard = rasterize_meshes(meshes, image_size=R, blur_radius=0.0, faces_per_pixel=1, bin_size=0,
+                                perspective_correct=not orthographic)[0]
+    soft, hard = select_faces(ndc, layer.faces, R, r.blur_radius, 8, perspective=not orthographic)
+    assert (hard >= 0).float().mean() > 0.05  # hands in view
+    assert torch.equal(hard, ref_hard)
+    differ = (soft.sort(-1).values != ref.sort(-1).values).any(-1)
+    assert differ.float().mean() < 2e-3
+    assert (soft == ref).all(-1).float().mean() > 0.99
+
+
+def test_select_faces_edge_cases(layer, monkeypatch):
+    from s2hand.render.raster import select_faces
+
+    verts = _posed_hands(layer, B=2)
+    r = HandRenderer(layer.faces, 32, INPUT)
+    ndc = r.to_ndc(verts, camera(2))
+    # behind the camera: nothing; off to the side: nothing; too many pairs: None (caller falls back)
+    for v in (ndc * torch.tensor([1.0, 1.0, -1.0]), ndc + torch.tensor([5.0, 0.0, 0.0])):
+        soft, hard = select_faces(v, layer.faces, 32, r.blur_radius, 8)
+        assert (soft == -1).all() and (hard == -1).all()
+    assert select_faces(ndc, layer.faces, 32, r.blur_radius, 8, max_pairs=10) is None
+    from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
+    # the renderer falls back to pytorch3d then and draws the same
+    import s2hand.render.raster as raster
+
+    C = torch.full((2, len(layer.faces), 3), 0.5)
+    a = r(verts, C, LIGHT.repeat(2, 1), camera(2))
+    calls = []
+    monkeypatch.setattr(raster, "MAX_PAIRS", 10)
+    monkeypatch.setattr("s2hand.render.renderer.rasterize_meshes",
+                        lambda *a, **kw: calls.append(1) or rasterize_meshes(*a, **kw))
+    b = r(verts, C, LIGHT.repeat(2, 1), camera(2))
+    assert len(calls) == 2  # soft and front-face passes
+    assert (a.silhouette - b.silhouette).abs().mean() < 1e-4

@@ -68,7 +68,7 @@ def _time(fn, reps: int, sync, warmup: bool = True) -> float:
 # rasteriser on CPU, its own backward, k faces per pixel only)
 VARIANTS = (
     ("default", {}),
-    ("plain pytorch3d", {"tile_size": None, "grad_mode": "pytorch3d", "front_face_pass": False}),
+    ("plain pytorch3d", {"face_selection": "pytorch3d", "grad_mode": "pytorch3d", "front_face_pass": False}),
 )
 
 
