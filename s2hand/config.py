@@ -51,6 +51,9 @@ class RenderParams(Section):
     # silhouette of a dense hand mesh (s2hand/render/renderer.py); 1e-5 / 8 does not
     blur_sigma: float = Field(1e-5, gt=0, le=1e-1)
     faces_per_pixel: int = Field(8, ge=1, le=32)
+    # which faces each pixel sees: auto = the vectorised torch selection on the CPU, pytorch3d's
+    # coarse-to-fine rasteriser on CUDA; torch / pytorch3d force one (s2hand/render/raster.py)
+    face_selection: Literal["auto", "torch", "pytorch3d"] = "auto"
 
 
 class SyntheticParams(Section):

@@ -76,3 +76,14 @@ def sha256sum(path: str | Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def code_digest() -> str:
+    """16 hex digits over the s2hand package's Python sources (relative paths and bytes): state
+    kept across runs (resume checkpoints, the grid search's trial log) carries it, so a run of
+    edited code never continues or reuses what older code computed."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

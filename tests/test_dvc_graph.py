@@ -108,3 +108,66 @@ def test_dvc_status_after_setting_quat_spares_upstream_stages(tmp_path):
     changed = {s for s in set(before) | set(after) if before.get(s) != after.get(s)}
     assert "finetune_video" in changed and not changed & UPSTREAM, changed
     assert after["finetune_video"].get("weights.quat") == "modified"
+
+
+# ----------------------------------------------------------------------------- code deps
+def _module_file(name: str) -> Path | None:
+    p = ROOT.joinpath(*name.split("."))
+    if (p / "__init__.py").is_file():
+        return p / "__init__.py"
+    return p.with_suffix(".py") if p.with_suffix(".py").is_file() else None
+
+
+def _imports(path: Path) -> set[Path]:
+    """Project files `path` imports anywhere (module level or inside functions), with the
+    packages above each (Python runs every parent package's __init__)."""
+    import ast
+
+    rel = path.relative_to(ROOT).with_suffix("").parts
+    me = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names |= {module} | {f"{module}.{a.name}" for a in node.names}
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] in ("s2hand", "pipeline"):
+            found |= {f for i in range(1, len(parts) + 1) if (f := _module_file(".".join(parts[:i])))}
+    return found
+
+
+def _closure(start: Path) -> set[Path]:
+    seen: set[Path] = set()
+    todo = [start]
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo += _imports(f) - seen
+    return seen
+
+
+def test_stage_code_deps_cover_every_module_the_stage_imports():
+    """A stage's code deps must include every project module its entry point can import, or an
+    edit there would leave the stage's outputs stale (DVC would not rerun it)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    missing = {}
+    for name, stage in stages.items():
+        module = stage["cmd"].split("-m ", 1)[1].split()[0]
+        deps = [d for d in stage.get("deps", []) if isinstance(d, str)]
+        files = _closure(_module_file(module))
+        assert len(files) > 3, (name, files)
+        gaps = sorted(rel for f in files if not any(
+            (rel := f.relative_to(ROOT).as_posix()) == d or rel.startswith(d.rstrip("/") + "/") for d in deps))
+        if gaps:
+            missing[name] = gaps
+    assert not missing, missing

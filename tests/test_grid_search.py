@@ -69,8 +69,11 @@ def test_overfit_objective_finite_complete_deterministic(tiny_data, variant):
     assert off.losses != a.losses  # the photometric weight changed the training
 
 
-def test_fingerprint_follows_the_objective_not_the_runtime(tiny_data):
+def test_fingerprint_follows_the_objective_not_the_runtime(tiny_data, monkeypatch):
     base = _objective(tiny_data).fingerprint()
+    with monkeypatch.context() as m:  # edited code: trials of the old code are not reused
+        m.setattr("s2hand.search.objective.code_digest", lambda: "0" * 16)
+        assert _objective(tiny_data).fingerprint() != base
     assert _objective(tiny_data, workers=2, threads=1).fingerprint() == base
     assert _objective(tiny_data, epochs=2).fingerprint() != base
     assert _objective(tiny_data, render_size=32).fingerprint() != base

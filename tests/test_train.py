@@ -189,6 +189,20 @@ def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
     assert not s["resumed"] and s["steps"] == 1 and s["vs_baseline"] == {}  # no 3D output
 
 
+def test_resume_fingerprint_covers_params_inputs_and_code(tiny_data, monkeypatch):
+    from s2hand.train.loop import run_fingerprint
+
+    files = [tiny_data[0] / "train.npz"]
+    base = run_fingerprint(tiny_params(), "pretrain_3d", 1, files)
+    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files) == base
+    assert run_fingerprint(tiny_params(runtime={"pictures": 1}), "pretrain_3d", 1, files) == base  # logging only
+    assert run_fingerprint(tiny_params(input_size=32), "pretrain_3d", 1, files) != base
+    assert run_fingerprint(tiny_params(), "pretrain_3d", 2, files) != base
+    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files + [tiny_data[1] / "train.json"]) != base
+    monkeypatch.setattr("s2hand.train.loop.code_digest", lambda: "0" * 16)
+    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files) != base
+
+
 def test_stages_chain_into_finetune(tiny_data, tmp_path):
     params = tiny_params(runtime={"max_steps": 2})
     pre = {stage: train_stage(params, stage, paths_for(tiny_data, tmp_path, stage))
@@ -240,3 +254,13 @@ def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     results = dict(queue.get() for _ in range(2))
     assert results[0] == 3  # rank 0 reports; 3 steps of 2 x 2 frames
     assert paths.model_out.is_file()
+
+
+def test_render_params_reach_the_renderer(tiny_data):
+    raw = tiny_params().model_dump()
+    raw["render"].update(face_selection="pytorch3d", faces_per_pixel=4)
+    system = S2HandSystem.from_params(validate_params(raw), tiny_data[2])
+    assert system.renderer.face_selection == "pytorch3d" and system.renderer.faces_per_pixel == 4
+    with pytest.raises(Exception, match="face_selection"):
+        raw["render"]["face_selection"] = "cuda"
+        validate_params(raw)

@@ -51,7 +51,7 @@ from s2hand.config import LossWeights, Params, validate_params
 from s2hand.data.sampler import sequence_windows
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import load_keypoints
-from s2hand.io import sha256sum
+from s2hand.io import code_digest, sha256sum
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
 from s2hand.train.data import HandFrames
@@ -168,11 +168,11 @@ class OverfitObjective:
         return out
 
     def fingerprint(self) -> str:
-        """16 hex digits over settings() and the digests of the input files: a trial log made
-        under another fingerprint belongs to another objective."""
+        """16 hex digits over settings(), the digests of the input files and of the code: a trial
+        log made under another fingerprint belongs to another objective."""
         files = [Path(self.dataset) / "train.npz", Path(self.keypoints) / "train.json", Path(self.hand_model)]
-        blob = json.dumps({"settings": self.settings(), "files": [sha256sum(f)[:16] for f in files]},
-                          sort_keys=True, default=str)
+        blob = json.dumps({"settings": self.settings(), "files": [sha256sum(f)[:16] for f in files],
+                           "code": code_digest()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------- per process

@@ -19,8 +19,8 @@ weighs them 0 too).
 Resume. Every `checkpoint_every` steps and after every epoch, rank 0 writes
 `resume_dir/last.pt` (network, optimiser, epoch, position in the epoch, step, torch RNG, history,
 a fingerprint of everything the run depends on) atomically. A new call finds it, checks the
-fingerprint (params of the run, world size, the training table and keypoints, init checkpoints;
-a mismatch starts afresh) and continues at the next batch of that epoch. Since the order and the
+fingerprint (params of the run, world size, the training table and keypoints, init checkpoints,
+the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and continues at the next batch of that epoch. Since the order and the
 augmentation of every sample depend only on (seed, epoch, index) (s2hand.train.data), a resumed
 run takes exactly the steps an uninterrupted one takes (tests/test_train.py checks equal weights).
 On success the final model is written to `model_out` and the resume folder is removed. The
@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader
 from s2hand.config import Params
 from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
-from s2hand.io import sha256sum
+from s2hand.io import code_digest, sha256sum
 
 from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
 from .evaluate import (
@@ -126,7 +126,7 @@ def pick_device(params: Params, local_rank: int) -> torch.device:
 
 # ----------------------------------------------------------------------------- checkpoints
 def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path]) -> str:
-    """What a resume checkpoint must agree with: the params the stage reads, world size, inputs."""
+    """What a resume checkpoint must agree with: the params the stage reads, world size, inputs, code."""
     p = params.model_dump()
     keys = {"seed": p["seed"], "hand": p["hand"], "render": p["render"], "weights": p["weights"],
             "train": {k: v for k, v in p["train"].items() if k not in STAGES or k == stage}}
@@ -134,7 +134,7 @@ def run_fingerprint(params: Params, stage: Stage, world: int, files: list[Path])
         keys["video"] = p["video"]
     keys["train"]["runtime"] = {k: v for k, v in p["train"]["runtime"].items()
                                 if k not in ("num_workers", "val_every", "log_every", "pictures", "checkpoint_every")}
-    blob = json.dumps({"stage": stage, "world": world, "params": keys,
+    blob = json.dumps({"stage": stage, "world": world, "params": keys, "code": code_digest(),
                        "files": [sha256sum(f)[:16] for f in files]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -133,7 +133,7 @@ class S2HandSystem(nn.Module):
         r = params.render
         renderer = HandRenderer(layer.faces, r.size, params.train.input_size, blur_sigma=r.blur_sigma,
                                 faces_per_pixel=r.faces_per_pixel, background=(0.0, 0.0, 0.0),
-                                orthographic=orthographic)
+                                orthographic=orthographic, face_selection=r.face_selection)
         return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size,
                    video=params.video, orthographic=orthographic, supervision=params.train.supervision,
                    full3d_weight=params.train.full3d_weight)
