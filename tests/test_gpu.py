@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from s2hand.config import Params, validate_params
+from s2hand.config import Params
 from s2hand.data.table import load_split
-from s2hand.detect import load_keypoints
 from s2hand.evaluate.models import load_system
 from s2hand.render import HandRenderer
 from s2hand.train import HandFrames, S2HandSystem, StagePaths, train_stage
 from s2hand.train.evaluate import predict, validation_metrics
+from tests.test_train import _batch, tiny_params
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -64,29 +64,14 @@ def test_renderer_on_cuda_matches_the_cpu(layer, R):
 
 
 def gpu_params(**runtime) -> Params:
-    stage = {"epochs": 1, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4}
-    train = {
-        "input_size": 64, "min_keypoints": 0,
-        "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
-                  "hg_modules": 1, "hg_depth": 2},
-        "runtime": {"device": "cuda", "checkpoint_every": 2, "val_batch_size": 8, "pictures": 2, **runtime},
-        "pretrain_2d": stage, "pretrain_3d": stage, "finetune": stage,
-    }
-    return validate_params({"seed": 0, "render": {"size": 32}, "train": train})
+    """test_train's tiny setting on CUDA, one epoch per stage."""
+    return tiny_params(runtime={"device": "cuda", **runtime},
+                       **{stage: {"epochs": 1} for stage in ("pretrain_2d", "pretrain_3d", "finetune")})
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tiny_training_data):
     return tiny_training_data(6)
-
-
-def _batch(tiny_data, params: Params, n: int = 4) -> dict:
-    data, kp_dir, _ = tiny_data
-    table = load_split(data, "train")
-    kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
-    ds = HandFrames(table, data, kp, params.train.input_size, None, seed=0)
-    items = [ds[(i, 0)] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
 def test_training_step_on_cuda_matches_the_cpu(tiny_data):
