@@ -117,8 +117,12 @@ def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> 
     """Metrics of the constant mean-pose, mean-shape hand (module docstring) on `val`."""
     if train.pose is None or val.joints3d is None:
         return {}
-    m = validation_metrics(mean_pose_predictions(layer, train, val), val)
-    return {k: v for k, v in m.items() if not k.endswith("px")}
+    return baseline_metrics(mean_pose_predictions(layer, train, val), val)
+
+
+def baseline_metrics(preds: dict[str, np.ndarray], val: FrameTable) -> dict[str, float]:
+    """validation_metrics of mean_pose_predictions' output, without the 2D ones (it has no projection)."""
+    return {k: v for k, v in validation_metrics(preds, val).items() if not k.endswith("px")}
 
 
 def baseline_comparison(joints: np.ndarray, baseline_joints: np.ndarray, table: FrameTable,

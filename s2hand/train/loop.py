@@ -20,9 +20,10 @@ Resume. Every `checkpoint_every` steps and after every epoch, rank 0 writes
 `resume_dir/last.pt` (network, optimiser, epoch, position in the epoch, step, torch RNG, history,
 a fingerprint of everything the run depends on) atomically. A new call finds it, checks the
 fingerprint (params of the run, world size, the training table and keypoints, init checkpoints,
-the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and continues at the next batch of that epoch. Since the order and the
-augmentation of every sample depend only on (seed, epoch, index) (s2hand.train.data), a resumed
-run takes exactly the steps an uninterrupted one takes (tests/test_train.py checks equal weights).
+the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and continues at the next
+batch of that epoch. Since the order and the augmentation of every sample depend only on (seed,
+epoch, index) (s2hand.train.data), a resumed run takes exactly the steps an uninterrupted one
+takes (tests/test_train.py checks equal weights).
 On success the final model is written to `model_out` and the resume folder is removed. The
 resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
 stage, which would delete the checkpoint to resume from.
@@ -62,7 +63,7 @@ from s2hand.io import code_digest, sha256sum
 from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
 from .evaluate import (
     baseline_comparison,
-    mean_pose_baseline,
+    baseline_metrics,
     mean_pose_predictions,
     predict,
     validation_metrics,
@@ -324,9 +325,11 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             m.update(video_metrics(preds, val_table, vp.n, vp.interval))
         return m
 
-    baseline = mean_pose_baseline(system.layer, baseline_train_table, val_table) if main else {}
-    baseline_preds = (mean_pose_predictions(system.layer, baseline_train_table, val_table)["joints"]
-                      if baseline else None)
+    # the mean-pose baseline (rank 0, where the ground truth allows): its metrics and its joints for vs_baseline
+    baseline_preds = (mean_pose_predictions(system.layer, baseline_train_table, val_table)
+                      if main and baseline_train_table.pose is not None and val_table.joints3d is not None else None)
+    baseline = baseline_metrics(baseline_preds, val_table) if baseline_preds is not None else {}
+    baseline_joints = baseline_preds["joints"] if baseline_preds is not None else None
     if main and not resumed:
         logger.log_metrics({f"baseline/{k}": v for k, v in baseline.items()}, step=0)
         init_metrics = validate()
@@ -388,12 +391,12 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     summary: dict = {}
     if main:
         final = next((h for h in reversed(history) if h["step"] == step), None)
-        if final is None or (baseline_preds is not None and STAGE_BRANCH[stage] != "2d" and step not in last_joints):
+        if final is None or (baseline_joints is not None and STAGE_BRANCH[stage] != "2d" and step not in last_joints):
             # no validation at this step yet, or a resumed run whose last one's predictions are gone
             final = {"epoch": epoch, "step": step, **validate()}
             history.append(final)
-        vs_baseline = (baseline_comparison(last_joints[step], baseline_preds, val_table)
-                       if baseline_preds is not None and step in last_joints else {})
+        vs_baseline = (baseline_comparison(last_joints[step], baseline_joints, val_table)
+                       if baseline_joints is not None and step in last_joints else {})
         if vs_baseline:
             logger.log_metrics({f"val/vs_baseline_{k}": float(v) for k, v in vs_baseline.items()
                                 if k in ("diff_cm", "lo_cm", "hi_cm") and v is not None}, step=step)
