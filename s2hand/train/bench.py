@@ -5,6 +5,8 @@ forward, backward, Adam step).
     python -m s2hand.train.bench --device cuda        # batch 64, bf16 autocast, channels_last, 224 px
     python -m s2hand.train.bench --input-size 224 --render-size 64 --batch 8 --reps 5
     python -m s2hand.train.bench --device cuda --profile   # + torch.profiler's top operators of the full step
+    python -m s2hand.train.bench --device cuda --face-selection torch   # the renderer's face selection
+    python -m s2hand.train.bench --device cuda --compile   # torch.compile the network and the hand layer
 
 Rows (each includes the ones above it):
     encoder      encoder + geometry/texture heads (the 3D branch's network), a dummy loss
@@ -29,10 +31,13 @@ from s2hand.config import Params, load_params, validate_params
 from .system import S2HandSystem
 
 
-def bench_params(params: Params, input_size: int, render_size: int, device: str) -> Params:
+def bench_params(params: Params, input_size: int, render_size: int, device: str,
+                 face_selection: str | None = None) -> Params:
     raw = params.model_dump()
     raw["train"]["input_size"] = input_size
     raw["render"]["size"] = render_size
+    if face_selection is not None:
+        raw["render"]["face_selection"] = face_selection
     raw["train"]["runtime"]["device"] = device
     return validate_params(raw)
 
@@ -103,11 +108,15 @@ def profile_step(system: S2HandSystem, batch: dict, loss_fn, steps: int = 1, top
 
 
 def run(params: Params, hand_model: str, device: str, batch: int, input_size: int, render_size: int,
-        reps: int, bf16: bool, channels_last: bool, profile: bool = False) -> list[dict]:
-    p = bench_params(params, input_size, render_size, device)
+        reps: int, bf16: bool, channels_last: bool, profile: bool = False, face_selection: str | None = None,
+        compile: bool = False) -> list[dict]:
+    p = bench_params(params, input_size, render_size, device, face_selection)
     torch.manual_seed(0)
     dev = torch.device(device)
     system = S2HandSystem.from_params(p, hand_model).to(dev).train()
+    if compile:  # torch.compile the network and the hand layer in place (state dict keys unchanged)
+        system.net.compile()
+        system.layer.compile()
     if bf16 and dev.type == "cuda":
         system.autocast_dtype = torch.bfloat16
     b = fake_batch(batch, input_size, dev)
@@ -118,7 +127,7 @@ def run(params: Params, hand_model: str, device: str, batch: int, input_size: in
     for name, fn in ROWS:
         s = time_steps(system, b, fn, reps)
         rows.append({"row": name, "device": device, "batch": batch, "input": input_size, "render": render_size,
-                     "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
+                     "faces": p.render.face_selection + (" compiled" if compile else ""), "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
     if profile:
         print(f"profile: full step ({ROWS[-1][0]}), {device}, batch {batch}, input {input_size}, render {render_size}")
         print(profile_step(system, b, ROWS[-1][1]))
@@ -140,6 +149,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--fp32", action="store_true", help="CUDA: no bf16 autocast")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of the full step")
+    ap.add_argument("--face-selection", choices=["auto", "torch", "pytorch3d"], default=None,
+                    help="the renderer's face selection (default: params' render.face_selection)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network and the hand layer")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,8 +165,9 @@ def main() -> None:
             [224] if device == "cuda" else sorted({params.train.input_size, 224}))
         for size in sizes:
             rows += run(params, args.hand_model, device, batch, size, render, args.reps,
-                        bf16=not args.fp32, channels_last=True, profile=args.profile)
-    cols = ["row", "device", "batch", "input", "render", "ms_per_step", "images_per_s", "x_encoder"]
+                        bf16=not args.fp32, channels_last=True, profile=args.profile,
+                        face_selection=args.face_selection, compile=args.compile)
+    cols = ["row", "device", "batch", "input", "render", "faces", "ms_per_step", "images_per_s", "x_encoder"]
     print(f"torch threads: {torch.get_num_threads()}")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
