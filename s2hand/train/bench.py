@@ -127,7 +127,8 @@ def run(params: Params, hand_model: str, device: str, batch: int, input_size: in
     for name, fn in ROWS:
         s = time_steps(system, b, fn, reps)
         rows.append({"row": name, "device": device, "batch": batch, "input": input_size, "render": render_size,
-                     "faces": p.render.face_selection + (" compiled" if compile else ""), "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
+                     "faces": p.render.face_selection + (" compiled" if compile else ""),
+                     "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
     if profile:
         print(f"profile: full step ({ROWS[-1][0]}), {device}, batch {batch}, input {input_size}, render {render_size}")
         print(profile_step(system, b, ROWS[-1][1]))
