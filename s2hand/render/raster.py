@@ -81,10 +81,10 @@ def select_faces(verts_ndc: Tensor, faces: Tensor, image_size: int, blur_radius:
     nc, nr = (c1 - c0 + 1).clamp(min=0), (r1 - r0 + 1).clamp(min=0)
     count = torch.where(usable, nc * nr, torch.zeros_like(nc))
     total = int(count.sum())
-    soft = torch.full((B * R * R, k), -1, dtype=torch.long, device=dev)
-    hard = torch.full((B * R * R, 1), -1, dtype=torch.long, device=dev)
     if total > (MAX_PAIRS if max_pairs is None else max_pairs):
         return None
+    soft = torch.full((B * R * R, k), -1, dtype=torch.long, device=dev)
+    hard = torch.full((B * R * R, 1), -1, dtype=torch.long, device=dev)
     if total == 0:
         return soft.view(B, R, R, k), hard.view(B, R, R, 1)
 

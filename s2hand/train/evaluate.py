@@ -96,10 +96,15 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
 
 
 @torch.no_grad()
+def has_mean_pose_baseline(train: FrameTable, table: FrameTable) -> bool:
+    """Whether the baseline can be built and scored: training poses and the split's 3D ground truth."""
+    return train.pose is not None and table.joints3d is not None
+
+
 def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable) -> dict[str, np.ndarray]:
     """The constant mean-pose, mean-shape hand (module docstring), no global rotation, with its
     middle MCP on each frame's ground-truth middle MCP. -> joints (N, 21, 3), verts (N, V, 3)."""
-    if train.pose is None or table.joints3d is None:
+    if not has_mean_pose_baseline(train, table):
         raise ValueError("the mean-pose baseline needs the training poses and the split's 3D ground truth")
     dev = layer.hand_mean.device  # run where the layer lives: Module.to() would move the caller's layer
     pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32, device=dev)[None]  # (1, 45)
@@ -115,7 +120,7 @@ def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable
 
 def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> dict[str, float]:
     """Metrics of the constant mean-pose, mean-shape hand (module docstring) on `val`."""
-    if train.pose is None or val.joints3d is None:
+    if not has_mean_pose_baseline(train, val):
         return {}
     return baseline_metrics(mean_pose_predictions(layer, train, val), val)
 

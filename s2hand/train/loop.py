@@ -64,6 +64,7 @@ from .data import HandFrames, epoch_batches, video_epoch_batches, video_training
 from .evaluate import (
     baseline_comparison,
     baseline_metrics,
+    has_mean_pose_baseline,
     mean_pose_predictions,
     predict,
     validation_metrics,
@@ -327,7 +328,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
 
     # the mean-pose baseline (rank 0, where the ground truth allows): its metrics and its joints for vs_baseline
     baseline_preds = (mean_pose_predictions(system.layer, baseline_train_table, val_table)
-                      if main and baseline_train_table.pose is not None and val_table.joints3d is not None else None)
+                      if main and has_mean_pose_baseline(baseline_train_table, val_table) else None)
     baseline = baseline_metrics(baseline_preds, val_table) if baseline_preds is not None else {}
     baseline_joints = baseline_preds["joints"] if baseline_preds is not None else None
     if main and not resumed:
