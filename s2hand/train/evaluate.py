@@ -95,12 +95,12 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
     return m
 
 
-@torch.no_grad()
 def has_mean_pose_baseline(train: FrameTable, table: FrameTable) -> bool:
     """Whether the baseline can be built and scored: training poses and the split's 3D ground truth."""
     return train.pose is not None and table.joints3d is not None
 
 
+@torch.no_grad()
 def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable) -> dict[str, np.ndarray]:
     """The constant mean-pose, mean-shape hand (module docstring), no global rotation, with its
     middle MCP on each frame's ground-truth middle MCP. -> joints (N, 21, 3), verts (N, V, 3)."""
