@@ -47,12 +47,16 @@ The defaults are the retried paddings with thresholds 0.2. Confidence ranks erro
 (Spearman(conf, error) about -0.35 over detected keypoints). Speed 34-35 frames/s with one
 worker, 37-44 with workers=2 (about 20 ms of CPU per image; start-up about 1 s per worker).
 `workers` > 1 uses spawned processes: the calling script needs an `if __name__ == "__main__":`
-guard.
+guard. They run under concurrent.futures (not multiprocessing.Pool, which silently replaces a
+dead worker and then waits forever for the chunk it held: a 9,500-frame run once hung that way
+for over 100 minutes); a worker that dies stops the detection with an error naming its chunk.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -188,13 +192,40 @@ def _detect_chunk(args) -> tuple[np.ndarray, np.ndarray, list]:
     return peaks, conf, failures
 
 
+def run_chunks(fn, jobs: list, workers: int, initializer=None, initargs: tuple = (),
+               max_tasks_per_worker: int | None = None):
+    """Yield (fn(job), job) in order, over `workers` spawned processes (concurrent.futures).
+
+    A worker that dies (killed for memory, a crash in native code) raises RuntimeError naming its
+    job instead of hanging: multiprocessing.Pool would replace the worker and wait forever for the
+    job it held."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=initializer,
+                             initargs=initargs, max_tasks_per_child=max_tasks_per_worker) as pool:
+        futures = [pool.submit(fn, job) for job in jobs]
+        try:
+            for future, job in zip(futures, jobs):
+                try:
+                    yield future.result(), job
+                except BrokenProcessPool as e:
+                    first = job[1][0] if isinstance(job, tuple) and len(job) > 1 and job[1] else job
+                    raise RuntimeError(f"a worker process died on the job starting at {first!r} (out of "
+                                       "memory, or a crash in native code); rerun with workers: 1 to see "
+                                       "its error") from e
+        finally:
+            for f in futures:
+                f.cancel()
+
+
 def detect_paths(root: str | Path, rel_paths: Sequence[str], *, model_complexity: int = 1, max_num_hands: int = 2,
                  min_detection_confidence: float = 0.2, min_presence_confidence: float = 0.2,
                  hand: str = "right", image_mirrored: bool = False, upscale: float = 1.0,
                  pad: float | Sequence[float] = (0.5, 0.0, 1.0),
                  pad_mode: str = "replicate", border_margin: float = 0.05, wrong_side: str = "keep", workers: int = 1,
-                 chunk: int = 64, progress: bool = False) -> Keypoints:
-    """Detect on root / each relative path (see the module docstring for the options)."""
+                 chunk: int = 64, progress: bool = False, max_tasks_per_worker: int | None = 20) -> Keypoints:
+    """Detect on root / each relative path (see the module docstring for the options).
+    max_tasks_per_worker: chunks a worker process handles before a fresh one replaces it (bounds
+    MediaPipe's memory growth on long runs; None: never)."""
     if hand not in ("right", "left", "any"):
         raise ValueError(f"mediapipe backend: hand must be right, left or any, got {hand!r}")
     if pad_mode not in ("replicate", "constant"):
@@ -228,11 +259,9 @@ def detect_paths(root: str | Path, rel_paths: Sequence[str], *, model_complexity
         finally:
             _WORKER.pop("hands").close()
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(hands_kw,)) as pool:
-            for part, job in zip(pool.imap(_detect_chunk, jobs), jobs):
-                parts.append(part)
-                bar and bar.update(len(job[1]))
+        for part, job in run_chunks(_detect_chunk, jobs, workers, _init_worker, (hands_kw,), max_tasks_per_worker):
+            parts.append(part)
+            bar and bar.update(len(job[1]))
     if bar is not None:
         bar.close()
     peaks = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 21, 2), np.float32)
