@@ -351,9 +351,7 @@ def test_mediapipe_detects_a_drawn_hand_and_not_a_blank_image(hand_dataset):
     assert q["mpjpe_px"] < 15, q["mpjpe_px"]  # a crude drawing of a 128 px hand
     assert (kp.conf <= 1).all()
     # two worker processes give the same answer
-    # (a fresh worker process after every chunk: the replacement path of long runs)
-    kp2 = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25, workers=2, chunk=2, wrong_side="keep",
-                       max_tasks_per_worker=1)
+    kp2 = detect_paths(root, list(table.image) + ["blank.png"], pad=0.25, workers=2, chunk=2, wrong_side="keep")
     np.testing.assert_allclose(kp2.peaks, kp.peaks, atol=1e-3)
 
 
@@ -368,7 +366,7 @@ def test_worker_death_fails_loudly_instead_of_hanging():
 
     assert [r for r, _ in run_chunks(_square_or_die, [0, 1, 2], workers=2)] == [0, 1, 4]
     with pytest.raises(RuntimeError, match="worker process died"):
-        list(run_chunks(_square_or_die, [0, 1, 2, 3, 4, 5], workers=2, max_tasks_per_worker=1))
+        list(run_chunks(_square_or_die, [0, 1, 2, 3, 4, 5], workers=2))
 
 
 def test_mediapipe_confidence_falls_at_the_border():
