@@ -199,6 +199,10 @@ class TrainLossParams(Section):
     shape: Literal["paper", "code"] = "paper"
     branch2d: Literal["paper", "code"] = "paper"
     ssim: bool = True
+    # paper: E_pixel and E_SSIM reach every geometry output; detach (default): not the hand's scale
+    # and translation, whose place then comes from the keypoint terms alone (with the paper's form
+    # the photometric terms pushed the hand out of view; docs/training.md, s2hand/train/system.py)
+    photo_placement: Literal["paper", "detach"] = "detach"
 
 
 class AugmentParams(Section):
@@ -228,6 +232,7 @@ class TrainParams(Section):
 
     input_size: int = Field(128, ge=32, le=1024)  # network input side, px (paper 224); multiple of 4
     min_keypoints: int = Field(1, ge=0, le=21)  # train frames with fewer detected keypoints are left out
+    min_confidence: float = Field(0.0, ge=0, le=1)  # ... and those whose best keypoint confidence is lower
     # self: the paper's self-supervised terms; full3d: the upper-bound ablation, ground-truth 3D joints
     # and vertices (s2hand.losses.supervised) in place of E_loc, E_ori, E_pixel, E_SSIM
     supervision: Literal["self", "full3d"] = "self"

@@ -90,6 +90,19 @@ def test_augmented_item_is_geometrically_consistent(tiny_data):
     assert torch.equal(ds[(0, 1)]["image"], ds[(0, 1)]["image"])  # and is a function of (index, epoch)
 
 
+def test_train_rows_drop_frames_with_too_few_or_too_unsure_keypoints():
+    from s2hand.train.loop import _train_rows
+
+    conf = np.zeros((4, 21), np.float32)
+    conf[1, :3] = 0.9  # 3 confident keypoints
+    conf[2, :] = 0.5  # all found, unsure
+    conf[3, :] = 0.95
+    assert _train_rows(conf, 1).tolist() == [1, 2, 3]
+    assert _train_rows(conf, 5).tolist() == [2, 3]
+    assert _train_rows(conf, 1, 0.8).tolist() == [1, 3]
+    assert _train_rows(conf, 0, 0.0).tolist() == [0, 1, 2, 3]
+
+
 def test_epoch_batches_partition_the_epoch_between_processes():
     single = epoch_batches(20, 2, seed=3, epoch=1)
     ranks = [epoch_batches(20, 2, seed=3, epoch=1, rank=r, world=2) for r in range(2)]
@@ -133,6 +146,28 @@ def test_training_step_terms_finite_and_gradients_reach_every_part(tiny_data):
     uv = extra["pred"].j_pro
     assert (uv > 0).all() and (uv < params.train.input_size).all()
     assert extra["render"].silhouette.mean() > 0.02
+
+
+@pytest.mark.parametrize("mode", ["paper", "detach"])
+def test_photometric_placement_gradient_follows_loss_photo_placement(tiny_data, mode):
+    """detach: E_pixel and E_SSIM leave the hand's scale and translation alone (they still shape
+    the pose, rotation and texture); paper: they reach all of them."""
+    params = tiny_params(loss={"photo_placement": mode})
+    torch.manual_seed(0)
+    system = S2HandSystem.from_params(params, tiny_data[2])
+    system.train()
+    terms, extra = system.loss_terms(_batch(tiny_data, params), "pretrain_3d")
+    out = extra["out"]
+    heads = {k: out[k] for k in ("scale", "trans", "rot", "pose_pca", "face_colors")}
+    grads = torch.autograd.grad(terms["pixel"] + terms["ssim"], list(heads.values()), allow_unused=True)
+    norm = {k: (0.0 if g is None else g.abs().sum().item()) for k, g in zip(heads, grads)}
+    for k in ("rot", "pose_pca", "face_colors"):
+        assert norm[k] > 0, (mode, k)
+    for k in ("scale", "trans"):
+        assert (norm[k] > 0) == (mode == "paper"), (mode, k, norm[k])
+    # the keypoint terms still place the hand either way
+    g_loc = torch.autograd.grad(terms["loc"], [out["trans"]])[0]
+    assert g_loc.abs().sum() > 0
 
 
 @pytest.mark.parametrize("stage, expected", [("pretrain_2d", {"2d"}),

@@ -10,9 +10,10 @@ loss weights, then score it:
 Protocol (supplementary: 30 HO-3D samples, 10 epochs, Adam (0.9, 0.999), lr 1e-3, batch 10; here
 `grid_search.subset_size / epochs / lr / batch_size`):
 - Subset: `subset_size` train frames with at least `train.min_keypoints` (>= 1) detected
-  keypoints and 3D ground truth, drawn once from `seed`. S2HAND(V) (`variant: s2hand_v`):
-  subset_size // video.n disjoint windows of video.n frames video.interval apart, and batches of
-  batch_size // n windows, so E_quat and E_T&S see sequences as in finetune_video.
+  keypoints, a best confidence of at least `train.min_confidence`, and 3D ground truth, drawn
+  once from `seed`. S2HAND(V) (`variant: s2hand_v`): subset_size // video.n disjoint windows
+  of video.n frames video.interval apart, and batches of batch_size // n windows, so E_quat and
+  E_T&S see sequences as in finetune_video.
 - Start: the ImageNet encoder and the heads' initialisation (`train.model`, built after
   torch.manual_seed(seed)), the same for every trial. Not the pretrain checkpoints: the
   supplementary selects the weights *before* training (those checkpoints were trained with
@@ -76,12 +77,13 @@ def search_params(params: Params) -> Params:
 
 
 def select_subset(table: FrameTable, conf: np.ndarray, variant: str, size: int, n: int, interval: int,
-                  min_keypoints: int, seed: int) -> np.ndarray:
+                  min_keypoints: int, seed: int, min_confidence: float = 0.0) -> np.ndarray:
     """Row indices of the overfit subset: (size,) for s2hand, (size // n, n) windows for s2hand_v.
 
-    Candidates: frames with >= max(1, min_keypoints) detected keypoints; windows only of such
-    frames, pairwise disjoint. Raises if the split cannot supply them."""
-    usable = np.flatnonzero((conf > 0).sum(axis=1) >= max(1, min_keypoints))
+    Candidates: frames with >= max(1, min_keypoints) detected keypoints and a best confidence >=
+    min_confidence (as training, train.min_*); windows only of such frames, pairwise disjoint.
+    Raises if the split cannot supply them."""
+    usable = np.flatnonzero(((conf > 0).sum(axis=1) >= max(1, min_keypoints)) & (conf.max(axis=1) >= min_confidence))
     rng = np.random.default_rng(seed)
     if variant == "s2hand":
         if len(usable) < size:
@@ -161,7 +163,7 @@ class OverfitObjective:
         p = self.params.model_dump()
         gs = p["grid_search"]
         out = {"seed": p["seed"], "hand": p["hand"], "render": p["render"],
-               "train": {k: p["train"][k] for k in ("input_size", "min_keypoints", "model", "loss")},
+               "train": {k: p["train"][k] for k in ("input_size", "min_keypoints", "min_confidence", "model", "loss")},
                "overfit": {k: gs[k] for k in ("variant", "subset_size", "epochs", "lr", "batch_size")}}
         if self.variant == "s2hand_v":
             out["video"] = {k: p["video"][k] for k in ("temporal_loss", "ts", "n", "interval", "smooth_threshold", "camera")}
@@ -190,7 +192,7 @@ class OverfitObjective:
         kp = load_keypoints(Path(self.keypoints) / "train.json").reorder(table.image)
         n = p.video.n if self.variant == "s2hand_v" else 1
         rows = select_subset(table, kp.conf, self.variant, gs.subset_size, n, p.video.interval,
-                             p.train.min_keypoints, p.seed)
+                             p.train.min_keypoints, p.seed, p.train.min_confidence)
         flat = rows.reshape(-1)
         ds = HandFrames(table, self.dataset, kp, p.train.input_size, None, p.seed)
         items = [ds[int(i)] for i in flat]

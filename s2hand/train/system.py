@@ -184,7 +184,7 @@ class S2HandSystem(nn.Module):
             terms["loc"] = location_loss(pred.j_pro, kp, conf, lc.location, image_size=S)
             terms["ori"] = bone_orientation_loss(pred.j_pro, kp, conf)
             if ((self.weights.photo > 0) if photometric is None else photometric) and self.supervision == "self":
-                rend = self.render(pred, out, K)
+                rend = self.render(self._photometric_geometry(pred, out, K), out, K)
                 extra["render"] = rend
                 small = F.interpolate(images, size=rend.image.shape[-2:], mode="bilinear", align_corners=False,
                                       antialias=True)
@@ -203,6 +203,14 @@ class S2HandSystem(nn.Module):
                 del terms["loc"], terms["ori"]
                 terms["sup3d"] = self.full3d_term(batch, pred)
         return terms, extra
+
+    def _photometric_geometry(self, pred: HandPrediction, out: dict, K: Tensor) -> HandPrediction:
+        """The hand E_pixel / E_SSIM see: `pred`, or under loss.photo_placement 'detach' the same
+        mesh with gradients blocked at the scale and translation outputs."""
+        if self.loss_cfg.photo_placement == "paper":
+            return pred
+        return place_hand(self.layer, out["rot"], out["pose_pca"], out["shape"], out["scale"].detach(),
+                          out["trans"].detach(), K, self.orthographic)
 
     def video_terms(self, out: dict, pred: HandPrediction) -> dict[str, Tensor]:
         """S2HAND(V) terms of a batch of m windows x n frames (indices window by window, as
