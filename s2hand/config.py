@@ -59,12 +59,12 @@ class RenderParams(Section):
 class SyntheticParams(Section):
     """The embedded synthetic hand-video dataset (data.name == synthetic)."""
 
-    sequences: int = Field(52, ge=3, le=100000)
-    frames: int = Field(30, ge=2, le=10000)
+    sequences: int = Field(1000, ge=3, le=100000)
+    frames: int = Field(10, ge=2, le=10000)
     image_size: int = Field(128, ge=32, le=1024)
     fps: float = Field(30.0, gt=0)
-    val_fraction: float = Field(0.23, ge=0, lt=0.5)
-    test_fraction: float = Field(0.23, ge=0, lt=0.5)
+    val_fraction: float = Field(0.05, ge=0, lt=0.5)
+    test_fraction: float = Field(0.05, ge=0, lt=0.5)
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
     grasp_prob: float = Field(0.15, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
     gesture_prob: float = Field(0.5, ge=0, le=1)  # share of finger keyframes that are gestures (point, peace, ...)
@@ -233,6 +233,9 @@ class TrainParams(Section):
     input_size: int = Field(128, ge=32, le=1024)  # network input side, px (paper 224); multiple of 4
     min_keypoints: int = Field(1, ge=0, le=21)  # train frames with fewer detected keypoints are left out
     min_confidence: float = Field(0.0, ge=0, le=1)  # ... and those whose best keypoint confidence is lower
+    # ... and video frames whose detection disagrees with its neighbours' by more than this
+    # (s2hand.detect.temporal; 0: off; frames that cannot be judged are left out too)
+    max_disagreement: float = Field(0.2, ge=0)
     # self: the paper's self-supervised terms; full3d: the upper-bound ablation, ground-truth 3D joints
     # and vertices (s2hand.losses.supervised) in place of E_loc, E_ori, E_pixel, E_SSIM
     supervision: Literal["self", "full3d"] = "self"
@@ -241,9 +244,9 @@ class TrainParams(Section):
     loss: TrainLossParams = TrainLossParams()
     augment: AugmentParams = AugmentParams()
     runtime: TrainRuntimeParams = TrainRuntimeParams()
-    pretrain_2d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
+    pretrain_2d: StageSchedule = StageSchedule(epochs=1, lr=1e-3, lr_step=1, lr_gamma=0.5)
     pretrain_3d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
-    finetune: StageSchedule = StageSchedule(epochs=2, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3)
+    finetune: StageSchedule = StageSchedule(epochs=1, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3)
     # S2HAND(V) (video section): paper like finetune; CPU default one short epoch (~90 s on 2 cores)
     finetune_video: StageSchedule = StageSchedule(epochs=1, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3, batch_size=9)
 

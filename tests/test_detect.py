@@ -492,3 +492,41 @@ def test_quality_on_hand_made_cases(tmp_path):
     noisy[:, :10] += 20.0
     c[:, :10] = 0.2
     assert detection_quality(Keypoints(noisy, c, names), gt)["conf_error_spearman"] < -0.9
+
+
+def _moving_hand(frames: int, seed: int = 0) -> np.ndarray:
+    """(frames, 21, 2) a fixed hand shape that drifts, grows and turns a little each frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(21, 2)) * 10
+    out = []
+    for f in range(frames):
+        a = 0.03 * f
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out.append((base @ R.T) * (1 + 0.02 * f) + np.array([60 + 2 * f, 50 - f]))
+    return np.stack(out).astype(np.float32)
+
+
+def test_neighbour_disagreement_flags_the_odd_frame_out_and_ignores_motion():
+    from s2hand.detect.temporal import neighbour_disagreement
+
+    peaks = np.concatenate([_moving_hand(10), _moving_hand(10, seed=1)])  # two sequences
+    conf = np.ones((20, 21), np.float32)
+    seq = np.repeat([0, 1], 10)
+    frame = np.tile(np.arange(10), 2)
+    bad = 4
+    peaks[bad] = peaks[bad][::-1]  # keypoints in the wrong places (as a mirrored / misread hand)
+    conf[13] = 0  # no detection
+    d = neighbour_disagreement(peaks, conf, seq, frame)
+    good = np.setdiff1d(np.arange(20), [bad, 13])
+    assert np.isfinite(d[good]).all() and d[good].max() < 0.1  # motion, scale and turn are not errors
+    assert d[bad] > 0.5
+    assert np.isinf(d[13])  # nothing to judge
+    # a cut separates shots: across it frames are not neighbours
+    cut = np.zeros(20, bool)
+    cut[[2, 3, 4, 5, 6, 7, 8, 9]] = True  # every frame from 2 on its own shot
+    d_cut = neighbour_disagreement(peaks, conf, seq, frame, cut)
+    assert np.isinf(d_cut[3]) and np.isfinite(d_cut[15])
+    # still images cannot be judged
+    assert np.isinf(neighbour_disagreement(peaks, conf, np.full(20, -1), frame)).all()
+    with pytest.raises(ValueError):
+        neighbour_disagreement(peaks, conf, seq, frame, radius=0)

@@ -22,7 +22,7 @@ def tiny_params(**search):
     """A small random-init network, tiny overfit settings; video windows of 2 frames 1 apart."""
     return validate_params({
         "seed": 0,
-        "train": {"min_keypoints": 0, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
+        "train": {"min_keypoints": 0, "max_disagreement": 0.0, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
                                                  "hg_stacks": 1, "hg_depth": 2}},
         "video": {"n": 2, "interval": 1},
         "grid_search": {**TINY_SEARCH, **search},

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from s2hand.config import Params, validate_params
-from s2hand.data.table import load_split
+from s2hand.data.table import FrameTable, load_split
 from s2hand.detect import load_keypoints
 from s2hand.render import project
 from s2hand.train import (
@@ -35,7 +35,7 @@ def tiny_data(tiny_training_data):
 def tiny_params(**train_overrides) -> Params:
     stage = {"epochs": 2, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4}
     train = {
-        "input_size": 64, "min_keypoints": 0,
+        "input_size": 64, "min_keypoints": 0, "max_disagreement": 0.0,  # tiny data: every frame
         "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
                   "hg_modules": 1, "hg_depth": 2},
         "augment": {"scale": 0.1, "shift": 0.05, "rotation_deg": 30.0},
@@ -91,7 +91,7 @@ def test_augmented_item_is_geometrically_consistent(tiny_data):
 
 
 def test_train_rows_drop_frames_with_too_few_or_too_unsure_keypoints():
-    from s2hand.train.loop import _train_rows
+    from s2hand.train.data import train_rows as _train_rows
 
     conf = np.zeros((4, 21), np.float32)
     conf[1, :3] = 0.9  # 3 confident keypoints
@@ -299,3 +299,25 @@ def test_render_params_reach_the_renderer(tiny_data):
     with pytest.raises(Exception, match="face_selection"):
         raw["render"]["face_selection"] = "cuda"
         validate_params(raw)
+
+
+def test_training_rows_apply_the_temporal_filter_to_videos_only():
+    from types import SimpleNamespace
+
+    from s2hand.train.data import training_rows
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(21, 2)) * 10 + 60
+    peaks = np.stack([base + f for f in range(8)]).astype(np.float32)
+    peaks[5] = peaks[5][::-1]
+    conf = np.ones((8, 21), np.float32)
+    table = FrameTable(image=np.array([f"{i}.jpg" for i in range(8)]), K=np.tile(np.eye(3), (8, 1, 1)),
+                       seq=np.zeros(8, np.int64), frame=np.arange(8))
+    kp = SimpleNamespace(peaks=peaks, conf=conf)
+    params = tiny_params(max_disagreement=0.2).train
+    rows = training_rows(table, kp, params)
+    assert 5 not in rows and len(rows) >= 5
+    assert training_rows(table, kp, tiny_params(max_disagreement=0.0).train).tolist() == list(range(8))  # off
+    still = FrameTable(image=table.image, K=table.K)
+    with pytest.raises(ValueError, match="max_disagreement"):
+        training_rows(still, kp, params)

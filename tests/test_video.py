@@ -32,7 +32,7 @@ def video_data(tiny_training_data):
 def video_params(video: dict | None = None, **stage) -> Params:
     sched = {"epochs": 1, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 6, **stage}
     train = {
-        "input_size": 64, "min_keypoints": 0,
+        "input_size": 64, "min_keypoints": 0, "max_disagreement": 0.0,
         "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
                   "hg_modules": 1, "hg_depth": 2},
         "runtime": {"device": "cpu", "checkpoint_every": 1, "val_batch_size": 16, "pictures": 0},

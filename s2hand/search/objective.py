@@ -10,10 +10,10 @@ loss weights, then score it:
 Protocol (supplementary: 30 HO-3D samples, 10 epochs, Adam (0.9, 0.999), lr 1e-3, batch 10; here
 `grid_search.subset_size / epochs / lr / batch_size`):
 - Subset: `subset_size` train frames with at least `train.min_keypoints` (>= 1) detected
-  keypoints, a best confidence of at least `train.min_confidence`, and 3D ground truth, drawn
-  once from `seed`. S2HAND(V) (`variant: s2hand_v`): subset_size // video.n disjoint windows
-  of video.n frames video.interval apart, and batches of batch_size // n windows, so E_quat and
-  E_T&S see sequences as in finetune_video.
+  keypoints, kept by training's other filters (`train.min_confidence`, `train.max_disagreement`),
+  and 3D ground truth, drawn once from `seed`. S2HAND(V) (`variant: s2hand_v`): subset_size //
+  video.n disjoint windows of video.n frames video.interval apart, and batches of batch_size // n
+  windows, so E_quat and E_T&S see sequences as in finetune_video.
 - Start: the ImageNet encoder and the heads' initialisation (`train.model`, built after
   torch.manual_seed(seed)), the same for every trial. Not the pretrain checkpoints: the
   supplementary selects the weights *before* training (those checkpoints were trained with
@@ -55,7 +55,7 @@ from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.io import code_digest, sha256sum
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
-from s2hand.train.data import HandFrames
+from s2hand.train.data import HandFrames, training_rows
 from s2hand.train.evaluate import validation_metrics
 from s2hand.train.loop import pick_device, set_trainable
 from s2hand.train.system import S2HandSystem
@@ -77,13 +77,15 @@ def search_params(params: Params) -> Params:
 
 
 def select_subset(table: FrameTable, conf: np.ndarray, variant: str, size: int, n: int, interval: int,
-                  min_keypoints: int, seed: int, min_confidence: float = 0.0) -> np.ndarray:
+                  min_keypoints: int, seed: int, allowed: np.ndarray | None = None) -> np.ndarray:
     """Row indices of the overfit subset: (size,) for s2hand, (size // n, n) windows for s2hand_v.
 
-    Candidates: frames with >= max(1, min_keypoints) detected keypoints and a best confidence >=
-    min_confidence (as training, train.min_*); windows only of such frames, pairwise disjoint.
-    Raises if the split cannot supply them."""
-    usable = np.flatnonzero(((conf > 0).sum(axis=1) >= max(1, min_keypoints)) & (conf.max(axis=1) >= min_confidence))
+    Candidates: frames with >= max(1, min_keypoints) detected keypoints, among the rows `allowed`
+    if given (training's choice: s2hand.train.data.training_rows); windows only of such frames,
+    pairwise disjoint. Raises if the split cannot supply them."""
+    usable = np.flatnonzero((conf > 0).sum(axis=1) >= max(1, min_keypoints))
+    if allowed is not None:
+        usable = np.intersect1d(usable, allowed)
     rng = np.random.default_rng(seed)
     if variant == "s2hand":
         if len(usable) < size:
@@ -163,7 +165,8 @@ class OverfitObjective:
         p = self.params.model_dump()
         gs = p["grid_search"]
         out = {"seed": p["seed"], "hand": p["hand"], "render": p["render"],
-               "train": {k: p["train"][k] for k in ("input_size", "min_keypoints", "min_confidence", "model", "loss")},
+               "train": {k: p["train"][k] for k in ("input_size", "min_keypoints", "min_confidence", "max_disagreement",
+                                                     "model", "loss")},
                "overfit": {k: gs[k] for k in ("variant", "subset_size", "epochs", "lr", "batch_size")}}
         if self.variant == "s2hand_v":
             out["video"] = {k: p["video"][k] for k in ("temporal_loss", "ts", "n", "interval", "smooth_threshold", "camera")}
@@ -192,7 +195,7 @@ class OverfitObjective:
         kp = load_keypoints(Path(self.keypoints) / "train.json").reorder(table.image)
         n = p.video.n if self.variant == "s2hand_v" else 1
         rows = select_subset(table, kp.conf, self.variant, gs.subset_size, n, p.video.interval,
-                             p.train.min_keypoints, p.seed, p.train.min_confidence)
+                             p.train.min_keypoints, p.seed, training_rows(table, kp, p.train))
         flat = rows.reshape(-1)
         ds = HandFrames(table, self.dataset, kp, p.train.input_size, None, p.seed)
         items = [ds[int(i)] for i in flat]

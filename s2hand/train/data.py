@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from s2hand.config import AugmentParams
+from s2hand.config import AugmentParams, TrainParams
 from s2hand.data.sampler import SequenceBatchSampler
 from s2hand.data.table import FrameTable
 from s2hand.detect.keypoint_file import Keypoints
+from s2hand.detect.temporal import neighbour_disagreement
 
 
 def frame_affine(K: np.ndarray, src_size: int, out_size: int, angle: float = 0.0,
@@ -205,3 +206,29 @@ def video_training_frames(train: FrameTable, train_kp: Keypoints, wild: FrameTab
     kp = Keypoints(np.concatenate([train_kp.peaks, wkp.peaks]), np.concatenate([train_kp.conf, wkp.conf]),
                    list(train_kp.names) + list(wkp.names))
     return table, kp
+
+
+def train_rows(conf: np.ndarray, min_keypoints: int, min_confidence: float = 0.0,
+                disagreement: np.ndarray | None = None, max_disagreement: float = 0.0) -> np.ndarray:
+    """Rows of the frames trained on: conf (N, 21) -> indices with at least `min_keypoints`
+    detected keypoints, a best keypoint confidence of at least `min_confidence` and, when
+    max_disagreement > 0, a temporal disagreement (N,) (s2hand.detect.temporal) of at most it."""
+    keep = (conf > 0).sum(axis=1) >= min_keypoints
+    if min_confidence > 0:
+        keep &= conf.max(axis=1) >= min_confidence
+    if max_disagreement > 0:
+        if disagreement is None:
+            raise ValueError("max_disagreement needs the frames' disagreement")
+        keep &= disagreement <= max_disagreement
+    return np.flatnonzero(keep)
+
+
+def training_rows(table: FrameTable, kp: Keypoints, tp: TrainParams) -> np.ndarray:
+    """The train frames of `table` (FrameTable) with keypoints `kp` that TrainParams `tp` keep."""
+    disagreement = None
+    if tp.max_disagreement > 0:
+        if table.seq is None or (np.asarray(table.seq) < 0).all():
+            raise ValueError("train.max_disagreement needs video frames (the train split has only still "
+                             "images: seq -1); set it to 0")
+        disagreement = neighbour_disagreement(kp.peaks, kp.conf, table.seq, table.frame, table.cut)
+    return train_rows(kp.conf, tp.min_keypoints, tp.min_confidence, disagreement, tp.max_disagreement)

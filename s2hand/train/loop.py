@@ -15,8 +15,10 @@ pretrain_2d's and trains everything with E_S2HAND. Adam (0.9, 0.999), lr = lr0 *
 (epoch // lr_step), batches of `batch_size` per process; train frames with fewer than
 `train.min_keypoints` detected keypoints are left out (they carry no keypoint signal; E_pixel
 weighs them 0 too), and so are those whose best keypoint confidence is below
-`train.min_confidence` (for MediaPipe the palm detector's score: on the embedded data a quarter of
-the hands it finds are grossly wrong, fewer among the confident ones; docs/training.md).
+`train.min_confidence` (for MediaPipe the palm detector's score) or, in videos, whose detection
+disagrees with its neighbours' by more than `train.max_disagreement` (s2hand.detect.temporal): on
+the embedded data a quarter of the hands MediaPipe finds are grossly wrong, and the temporal test
+finds them better than the score does (docs/training.md).
 
 Resume. Every `checkpoint_every` steps and after every epoch, rank 0 writes
 `resume_dir/last.pt` (network, optimiser, epoch, position in the epoch, step, torch RNG, history,
@@ -62,7 +64,7 @@ from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.io import code_digest, sha256sum
 
-from .data import HandFrames, epoch_batches, video_epoch_batches, video_training_frames
+from .data import HandFrames, epoch_batches, training_rows, video_epoch_batches, video_training_frames
 from .evaluate import (
     baseline_comparison,
     baseline_metrics,
@@ -190,15 +192,6 @@ def _batch_to(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
-def _train_rows(conf: np.ndarray, min_keypoints: int, min_confidence: float = 0.0) -> np.ndarray:
-    """Rows of the frames trained on: conf (N, 21) -> indices with at least `min_keypoints`
-    detected keypoints and a best keypoint confidence of at least `min_confidence`."""
-    keep = (conf > 0).sum(axis=1) >= min_keypoints
-    if min_confidence > 0:
-        keep &= conf.max(axis=1) >= min_confidence
-    return np.flatnonzero(keep)
-
-
 def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict[str, Path] | None = None,
                 logger: TrainLogger | None = None, interrupt_at_step: int | None = None) -> dict:
     """Train one stage (module docstring); returns a summary (final validation metrics, baseline,
@@ -239,7 +232,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                               paths.wild_stretches]
         log.info("%s: %d train + %d wild frames (%d kept stretches)", stage, len(baseline_train_table),
                  len(stretches["rows"]), len(stretches.get("stretches", [])))
-    rows = _train_rows(train_kp.conf, tp.min_keypoints, tp.min_confidence)
+    rows = training_rows(train_table, train_kp, tp)
 
     def plan(ep: int) -> list[list[tuple[int, int]]]:
         """The batch hook: this process's batches of epoch `ep` as (index, epoch) lists."""
@@ -261,8 +254,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                          f"{vp.n} frames {vp.interval} apart per process")
     if steps_per_epoch == 0:
         raise ValueError(f"{len(rows)} usable training frames (train.min_keypoints {tp.min_keypoints}, "
-                         f"train.min_confidence {tp.min_confidence}) cannot fill one batch of {sched.batch_size} "
-                         f"x {world} processes")
+                         f"min_confidence {tp.min_confidence}, max_disagreement {tp.max_disagreement}) cannot "
+                         f"fill one batch of {sched.batch_size} x {world} processes")
 
     # model
     torch.manual_seed(params.seed)
