@@ -234,7 +234,7 @@ class TrainParams(Section):
     min_keypoints: int = Field(1, ge=0, le=21)  # train frames with fewer detected keypoints are left out
     min_confidence: float = Field(0.0, ge=0, le=1)  # ... and those whose best keypoint confidence is lower
     # ... and video frames whose detection disagrees with its neighbours' by more than this
-    # (s2hand.detect.temporal; 0: off; frames that cannot be judged are left out too)
+    # (s2hand.detect.temporal; 0: off; video frames it cannot judge are left out, still images pass)
     max_disagreement: float = Field(0.2, ge=0)
     # self: the paper's self-supervised terms; full3d: the upper-bound ablation, ground-truth 3D joints
     # and vertices (s2hand.losses.supervised) in place of E_loc, E_ori, E_pixel, E_SSIM

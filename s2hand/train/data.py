@@ -209,7 +209,7 @@ def video_training_frames(train: FrameTable, train_kp: Keypoints, wild: FrameTab
 
 
 def train_rows(conf: np.ndarray, min_keypoints: int, min_confidence: float = 0.0,
-                disagreement: np.ndarray | None = None, max_disagreement: float = 0.0) -> np.ndarray:
+               disagreement: np.ndarray | None = None, max_disagreement: float = 0.0) -> np.ndarray:
     """Rows of the frames trained on: conf (N, 21) -> indices with at least `min_keypoints`
     detected keypoints, a best keypoint confidence of at least `min_confidence` and, when
     max_disagreement > 0, a temporal disagreement (N,) (s2hand.detect.temporal) of at most it."""
@@ -224,11 +224,11 @@ def train_rows(conf: np.ndarray, min_keypoints: int, min_confidence: float = 0.0
 
 
 def training_rows(table: FrameTable, kp: Keypoints, tp: TrainParams) -> np.ndarray:
-    """The train frames of `table` (FrameTable) with keypoints `kp` that TrainParams `tp` keep."""
+    """The train frames of `table` (FrameTable) with keypoints `kp` that TrainParams `tp` keep.
+    The temporal test (max_disagreement) judges video frames only: still images (seq -1, e.g.
+    FreiHAND) have no neighbours and pass it; video frames it cannot judge are left out."""
     disagreement = None
     if tp.max_disagreement > 0:
-        if table.seq is None or (np.asarray(table.seq) < 0).all():
-            raise ValueError("train.max_disagreement needs video frames (the train split has only still "
-                             "images: seq -1); set it to 0")
         disagreement = neighbour_disagreement(kp.peaks, kp.conf, table.seq, table.frame, table.cut)
+        disagreement[np.asarray(table.seq) < 0] = 0.0
     return train_rows(kp.conf, tp.min_keypoints, tp.min_confidence, disagreement, tp.max_disagreement)
