@@ -16,18 +16,12 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-def sequence_windows(seq: np.ndarray, frame: np.ndarray, n: int, interval: int,
-                     cut: np.ndarray | None = None) -> np.ndarray:
-    """(W, n) row indices of every valid window: same sequence, frame numbers f + k*interval
-    all present, no cut strictly after the window's first frame up to its last."""
+def shot_ids(seq: np.ndarray, frame: np.ndarray, cut: np.ndarray | None = None) -> np.ndarray:
+    """(N,) shot index of each frame within its sequence: 0 at the first frame, +1 at every cut
+    (frames in frame order); frames of the same sequence and shot are continuous footage."""
     seq = np.asarray(seq)
-    frame = np.asarray(frame)
-    if n < 1 or interval < 1:
-        raise ValueError(f"need n >= 1 and interval >= 1, got n={n}, interval={interval}")
     cut = np.zeros(len(seq), bool) if cut is None else np.asarray(cut, bool)
-    row_of = {(int(s), int(f)): i for i, (s, f) in enumerate(zip(seq, frame))}
-    # shot id: increments at every cut, per sequence, in frame order
-    order = np.lexsort((frame, seq))
+    order = np.lexsort((np.asarray(frame), seq))
     shot = np.zeros(len(seq), np.int64)
     current, last_seq = 0, None
     for i in order:
@@ -36,6 +30,20 @@ def sequence_windows(seq: np.ndarray, frame: np.ndarray, n: int, interval: int,
         elif cut[i]:
             current += 1
         shot[i] = current
+    return shot
+
+
+def sequence_windows(seq: np.ndarray, frame: np.ndarray, n: int, interval: int,
+                     cut: np.ndarray | None = None) -> np.ndarray:
+    """(W, n) row indices of every valid window: same sequence, frame numbers f + k*interval
+    all present, no cut strictly after the window's first frame up to its last."""
+    seq = np.asarray(seq)
+    frame = np.asarray(frame)
+    if n < 1 or interval < 1:
+        raise ValueError(f"need n >= 1 and interval >= 1, got n={n}, interval={interval}")
+    row_of = {(int(s), int(f)): i for i, (s, f) in enumerate(zip(seq, frame))}
+    shot = shot_ids(seq, frame, cut)
+    order = np.lexsort((frame, seq))
     windows = []
     for i in order:
         rows = [row_of.get((int(seq[i]), int(frame[i]) + k * interval)) for k in range(n)]

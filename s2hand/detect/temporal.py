@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2hand.data.sampler import shot_ids
+
 
 def hand_shapes(peaks: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """(N, 21, 2), (N, 21) -> (N, 21, 2) detected keypoints centred and scaled to unit RMS radius
@@ -41,18 +43,10 @@ def neighbour_disagreement(peaks: np.ndarray, conf: np.ndarray, seq: np.ndarray,
     n = len(peaks)
     seq = np.asarray(seq, np.int64)
     frame = np.asarray(frame, np.int64)
-    cut = np.zeros(n, bool) if cut is None else np.asarray(cut, bool)
     detected = conf > 0  # (N, 21)
     usable = detected.sum(1) >= min_keypoints
     shapes = hand_shapes(peaks, conf)
-    # shot id: a cut starts a new shot (frames of a sequence in frame order)
-    shot = np.zeros(n, np.int64)
-    order = np.lexsort((frame, seq))
-    sid, prev = -1, None
-    for i in order:
-        if seq[i] != prev or cut[i]:
-            sid += 1
-        shot[i], prev = sid, seq[i]
+    shot = shot_ids(seq, frame, cut)  # neighbours share sequence and shot
     row = {(int(s), int(f)): i for i, (s, f) in enumerate(zip(seq, frame))}
     out = np.full(n, np.inf)
     for i in range(n):

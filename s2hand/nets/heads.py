@@ -22,8 +22,8 @@ translation 512 -> 128 -> ReLU -> 32 -> n. Initialisation puts the hand in front
   predicts nearly one hand size and place for every image). "last" learns placement sooner, but
   with the paper's photometric weights on the embedded default it let E_pixel shrink the hand
   to a few pixels during finetune (measured; docs/training.md; `train.loss.photo_placement:
-  detach` now keeps the photometric terms off the scale and translation). Which init_rot makes a canonical hand face the
-  camera depends on the hand layer's convention; for a right hand with fingers along -x, palm
+  detach` now keeps the photometric terms off the scale and translation). Which init_rot makes
+  a canonical hand face the camera depends on the hand layer's convention; for a right hand with fingers along -x, palm
   facing -y, thumb +z (MANO), the rotation Q taking fingers to image-up (-y), the palm normal to
   the camera (-z), and so the thumb to image-right (+x), is Q = [[0,0,1],[1,0,0],[0,1,0]]
   (v_cam = Q v): 120 degrees about (1,1,1)/sqrt(3), axis-angle (1.2092, 1.2092, 1.2092). A layer
