@@ -30,25 +30,27 @@ def camera(batch: int) -> torch.Tensor:
     return torch.tensor([[600.0, 0.0, INPUT / 2], [0.0, 600.0, INPUT / 2], [0.0, 0.0, 1.0]]).repeat(batch, 1, 1)
 
 
+@pytest.mark.parametrize("faces", ["pytorch3d", "torch"])
 @pytest.mark.parametrize("R", [64, 224])
-def test_renderer_on_cuda_matches_the_cpu(layer, R):
-    """CPU (hand-tiled pytorch3d, torch fragments) and CUDA (pytorch3d's binning) pick the same
-    faces for posed hands: same silhouettes and images, parallel vertex gradients. Exact depth
-    ties (rare on a posed hand) may fill the last soft slot differently: a pixel or two, so the
-    check is on the share of pixels that differ, not the maximum."""
+def test_renderer_on_cuda_matches_the_cpu(layer, R, faces):
+    """The CPU (torch face selection and fragments) and CUDA (pytorch3d's binning, or the same
+    torch face selection) pick the same faces for posed hands: same silhouettes and images,
+    parallel vertex gradients. Exact depth ties (rare on a posed hand) may fill the last soft slot
+    differently: a pixel or two, so the check is on the share of pixels that differ, not the maximum."""
     g = torch.Generator().manual_seed(0)
     B = 4
     with torch.no_grad():
         hand = layer(0.6 * torch.randn(B, 3, generator=g), torch.randn(B, 30, generator=g), torch.zeros(B, 10))
     place = torch.tensor([[0.0, 0.0, 0.5], [0.01, -0.01, 0.45], [-0.01, 0.0, 0.6], [0.0, 0.01, 0.4]])
     verts = hand.verts - hand.joints[:, 9:10] + place[:, None]  # (B, V, 3) middle MCP at `place`
-    faces = layer.faces.cpu()
-    C = 0.3 + 0.5 * torch.rand(B, len(faces), 3, generator=g)
+    C = 0.3 + 0.5 * torch.rand(B, len(layer.faces), 3, generator=g)
     L = LIGHT.repeat(B, 1)
     outs, grads = [], []
     for dev in ("cpu", "cuda"):
         v = verts.detach().clone().to(dev).requires_grad_()
-        out = HandRenderer(faces, R, INPUT).to(dev)(v, C.to(dev), L.to(dev), camera(B).to(dev))
+        selection = "auto" if dev == "cpu" else faces
+        out = HandRenderer(layer.faces.cpu(), R, INPUT, face_selection=selection).to(dev)(
+            v, C.to(dev), L.to(dev), camera(B).to(dev))
         (out.image.square().mean() + out.silhouette.mean()).backward()
         outs.append(out)
         grads.append(v.grad.cpu())
@@ -63,10 +65,11 @@ def test_renderer_on_cuda_matches_the_cpu(layer, R):
         assert torch.nn.functional.cosine_similarity(grads[0][b].flatten(), grads[1][b].flatten(), dim=0) > 0.99
 
 
-def gpu_params(**runtime) -> Params:
-    """test_train's tiny setting on CUDA, one epoch per stage."""
-    return tiny_params(runtime={"device": "cuda", **runtime},
-                       **{stage: {"epochs": 1} for stage in ("pretrain_2d", "pretrain_3d", "finetune")})
+def gpu_params(faces: str = "auto", **runtime) -> Params:
+    """test_train's tiny setting on CUDA, one epoch per stage, with the renderer's face selection `faces`."""
+    p = tiny_params(runtime={"device": "cuda", **runtime},
+                    **{stage: {"epochs": 1} for stage in ("pretrain_2d", "pretrain_3d", "finetune")})
+    return p.model_copy(update={"render": p.render.model_copy(update={"face_selection": faces})})
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +77,13 @@ def tiny_data(tiny_training_data):
     return tiny_training_data(6)
 
 
-def test_training_step_on_cuda_matches_the_cpu(tiny_data):
+@pytest.mark.parametrize("faces", ["pytorch3d", "torch"])
+def test_training_step_on_cuda_matches_the_cpu(tiny_data, faces):
     """Same weights, same batch: every E_S2HAND term agrees between the CPU and CUDA in float32,
     and stays finite and close under bf16 autocast with channels-last."""
-    params = gpu_params()
+    params = gpu_params(faces)
     torch.manual_seed(0)
-    cpu = S2HandSystem.from_params(params, tiny_data[2]).eval()  # eval: BatchNorm uses its running stats
+    cpu = S2HandSystem.from_params(gpu_params(), tiny_data[2]).eval()  # eval: BatchNorm uses its running stats
     gpu = S2HandSystem.from_params(params, tiny_data[2]).eval()
     gpu.net.load_state_dict(cpu.net.state_dict())
     gpu.to("cuda")
@@ -106,7 +110,7 @@ def test_training_step_on_cuda_matches_the_cpu(tiny_data):
 def test_stages_train_on_cuda_and_the_model_files_load_on_the_cpu(tiny_data, tmp_path):
     """pretrain_2d, pretrain_3d, then finetune on CUDA (bf16, channels-last) for a few steps; the finetune model
     file reloads on the CPU and gives the validation error the GPU run reported."""
-    params = gpu_params(max_steps=3)
+    params = gpu_params("auto", max_steps=3)
     data, kp, hand = tiny_data
 
     def paths(stage: str) -> StagePaths:

@@ -34,16 +34,15 @@ Three departures from using pytorch3d plainly, each switchable:
   depths and barycentrics are recomputed here in torch (`soft_fragments`, same values), and
   autograd differentiates those. pytorch3d's CPU backward is several times slower.
   "pytorch3d" uses pytorch3d's own backward.
-- face_selection "auto" (default): which faces each pixel sees is decided by
-  `raster.select_faces` on the CPU (pytorch3d's tests, vectorised in torch; both passes from one
-  enumeration of face-pixel pairs: 12 ms for 8 hands at 64 px against ~700 ms for pytorch3d's CPU
-  rasteriser, which tests every face at every pixel) and by pytorch3d's coarse-to-fine CUDA
-  rasteriser on a GPU. Same faces per pixel up to float rounding on the blur boundary and exact
-  depth ties. "torch" uses select_faces on any device, "pytorch3d" pytorch3d everywhere. On an
-  H200 (batch 64, 224 px input, bf16) "torch" was the faster there too: the pretrain_3d step
-  (render 64) at 1,269 against 715 images/s, the full step 692 against 510; at render 224 the
-  full step 401 against 284 (docs/training.md). "auto" keeps pytorch3d on CUDA because the GPU
-  tests (tests/test_gpu.py) have run against that path only. With grad_mode "pytorch3d",
+- face_selection "auto" (default) and "torch": which faces each pixel sees is decided by
+  `raster.select_faces` (pytorch3d's tests, vectorised in torch; both passes from one enumeration
+  of face-pixel pairs: 12 ms for 8 hands at 64 px against ~700 ms for pytorch3d's CPU rasteriser,
+  which tests every face at every pixel), on any device; past its pair budget it falls back to
+  pytorch3d. "pytorch3d" uses pytorch3d's rasteriser (coarse-to-fine on CUDA). Same faces per
+  pixel up to float rounding on the blur boundary and exact depth ties (tests/test_render.py on
+  the CPU, tests/test_gpu.py on CUDA). On an H200 (batch 64, 224 px input, bf16) the torch
+  selection was the faster there too: the pretrain_3d step (render 64) at 1,269 against 715
+  images/s, at render 224 597 against 333 (docs/training.md). With grad_mode "pytorch3d",
   pytorch3d rasterises.
 
 Both sides of every face are drawn (the hand mesh is open at the wrist); a back face gets only
@@ -213,7 +212,7 @@ class HandRenderer(torch.nn.Module):
 
         two_pass = self.front_face_pass and self.blur_radius > 0
         picked = None
-        if not track and (self.face_selection == "torch" or (self.face_selection == "auto" and not verts.is_cuda)):
+        if not track and self.face_selection in ("auto", "torch"):
             picked = select_faces(verts_ndc, self.faces, self.render_size, self.blur_radius, self.faces_per_pixel,
                                   perspective=not self.orthographic)  # None: too many face-pixel pairs
         if picked is not None:
