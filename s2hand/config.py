@@ -174,6 +174,9 @@ class StageSchedule(Section):
     lr_step: int = Field(ge=1)  # epochs
     lr_gamma: float = Field(gt=0, le=1)
     batch_size: int = Field(8, ge=2, le=4096)  # per process; BatchNorm1d needs >= 2
+    # exponential moving average of the weights (and BatchNorm statistics), decay per step; when on,
+    # validation, pictures and the model file use the average (s2hand/train/loop.py); 0: off
+    ema: float = Field(0.0, ge=0, lt=1)
 
 
 class TrainModelParams(Section):

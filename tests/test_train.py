@@ -16,6 +16,7 @@ import torch
 from s2hand.config import Params, validate_params
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect import load_keypoints
+from s2hand.evaluate.models import load_system
 from s2hand.render import project
 from s2hand.train import (
     HandFrames,
@@ -25,6 +26,7 @@ from s2hand.train import (
     epoch_batches,
     train_stage,
 )
+from s2hand.train.evaluate import predict, validation_metrics
 
 
 @pytest.fixture(scope="session")
@@ -213,6 +215,42 @@ def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_
     other = validate_params({**params.model_dump(), "seed": 1})
     train_stage(other, "pretrain_3d", paths_for(tiny_data, tmp_path / "d", "pretrain_3d"))
     assert not torch.equal(ref["geometry.pose.2.weight"], _net_state(tmp_path / "d" / "pretrain_3d" / "model.pt")["geometry.pose.2.weight"])
+
+
+def test_weight_average_is_what_validation_and_the_model_file_hold_and_it_resumes(tiny_data, tmp_path):
+    """With train.<stage>.ema = d the model file holds d W1 + (1 - d) W2 after two steps (W1, W2: the live
+    weights after steps 1 and 2, from runs without averaging), validation reports that network, training
+    itself is unchanged, and an interrupted run resumes to the same average."""
+    d = 0.75
+
+    def run(name: str, steps: int, ema: float, **kw) -> tuple[dict, dict]:
+        params = tiny_params(pretrain_3d={"ema": ema}, runtime={"max_steps": steps, "checkpoint_every": 1})
+        paths = paths_for(tiny_data, tmp_path / name, "pretrain_3d")
+        return train_stage(params, "pretrain_3d", paths, **kw), paths
+
+    w1 = _net_state(run("w1", 1, 0.0)[1].model_out)
+    w2 = _net_state(run("w2", 2, 0.0)[1].model_out)
+    s, paths = run("avg", 2, d)
+    avg = _net_state(paths.model_out)
+    moved = 0
+    for k, v in avg.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, d * w1[k] + (1 - d) * w2[k], rtol=1e-5, atol=1e-7, msg=k)
+            moved += int(not torch.equal(w1[k], w2[k]))
+    assert moved > 10  # parameters and BatchNorm statistics that changed between the steps
+
+    system, _ = load_system(paths.model_out, tiny_data[2], device="cpu")
+    val = load_split(tiny_data[0], "val")
+    ds = HandFrames(val, tiny_data[0], None, 64, None, 0)
+    m = validation_metrics(predict(system, ds, 8, "cpu", branch="3d"), val)
+    assert m["pa_mpjpe_cm"] == pytest.approx(s["val"]["pa_mpjpe_cm"], rel=1e-5)
+
+    with pytest.raises(TrainingInterrupted):  # the checkpoint at step 1 holds the average too
+        run("resumed", 2, d, interrupt_at_step=1)
+    assert torch.load(tmp_path / "resumed" / ".resume" / "pretrain_3d" / "last.pt", weights_only=False)["average"]
+    resumed, paths = run("resumed", 2, d)
+    assert resumed["resumed"]
+    _assert_same_state(avg, _net_state(paths.model_out))
 
 
 def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):

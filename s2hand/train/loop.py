@@ -28,7 +28,13 @@ the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and conti
 batch of that epoch. Since the order and the augmentation of every sample depend only on (seed,
 epoch, index) (s2hand.train.data), a resumed run takes exactly the steps an uninterrupted one
 takes (tests/test_train.py checks equal weights).
-On success the final model is written to `model_out` and the resume folder is removed. The
+On success the final model is written to `model_out` and the resume folder is removed.
+
+Weight averaging. With the stage's `ema` > 0 an exponential moving average of the network's
+weights and BatchNorm statistics (torch.optim.swa_utils.AveragedModel, updated after every
+optimiser step: avg = ema * avg + (1 - ema) * live) is kept; validation, the pictures and the
+model file use the average, training continues on the live weights, and the resume checkpoint
+holds both. The
 resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
 stage, which would delete the checkpoint to resume from.
 
@@ -44,6 +50,7 @@ checkpoints (multi-node runs need `resume_dir` and `model_out` on a shared file 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -57,6 +64,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from s2hand.config import Params
@@ -184,6 +192,27 @@ def set_trainable(system: S2HandSystem, stage: Stage) -> list[torch.nn.Parameter
     return trained
 
 
+def weight_average(net: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """The moving average of `net`'s weights and buffers (module docstring); None when decay is 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@contextlib.contextmanager
+def averaged_weights(system: S2HandSystem, average: AveragedModel | None):
+    """Within: `system.net` is the averaged network (if any); the live one is restored after."""
+    if average is None:
+        yield system
+        return
+    live = system.net
+    system.net = average.module
+    try:
+        yield system
+    finally:
+        system.net = live
+
+
 # ----------------------------------------------------------------------------- the loop
 def _batch_to(batch: dict, device: torch.device, channels_last: bool) -> dict:
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -284,6 +313,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         system.autocast_dtype = torch.bfloat16
     trained = set_trainable(system, stage)
     optimizer = torch.optim.Adam(trained, lr=sched.lr, betas=(0.9, 0.999))
+    average = weight_average(system.net, sched.ema)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -299,6 +329,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         if ck.get("fingerprint") == fingerprint:
             system.net.load_state_dict(ck["net"])
             optimizer.load_state_dict(ck["optimizer"])
+            if average is not None:
+                average.load_state_dict(ck["average"])
             epoch, batch_in_epoch, step, history = ck["epoch"], ck["batch"], ck["step"], ck["history"]
             torch.set_rng_state(ck["torch_rng"])
             resumed = True
@@ -312,13 +344,15 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         if main:
             save_atomic({"net": system.net.state_dict(), "optimizer": optimizer.state_dict(),
                          "epoch": next_epoch, "batch": next_batch, "step": step, "history": history,
-                         "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "stage": stage}, ckpt_path)
+                         "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "stage": stage,
+                         "average": None if average is None else average.state_dict()}, ckpt_path)
 
     last_joints: dict[int, np.ndarray] = {}  # step -> (N, 21, 3) val joints of that step's validation
 
     def validate() -> dict[str, float]:
-        preds = predict(system, val_ds, rt.val_batch_size, device, branch=STAGE_BRANCH[stage],
-                        num_workers=rt.num_workers, video=video)
+        with averaged_weights(system, average):
+            preds = predict(system, val_ds, rt.val_batch_size, device, branch=STAGE_BRANCH[stage],
+                            num_workers=rt.num_workers, video=video)
         last_joints.clear()
         if "joints" in preds:
             last_joints[step] = preds["joints"]
@@ -358,6 +392,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
+            if average is not None:
+                average.update_parameters(system.net)
             t_train += time.perf_counter() - t0
             images_seen += len(batch["image"]) * world
             step += 1
@@ -403,12 +439,13 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             logger.log_metrics({f"val/vs_baseline_{k}": float(v) for k, v in vs_baseline.items()
                                 if k in ("diff_cm", "lo_cm", "hi_cm") and v is not None}, step=step)
         paths.model_out.parent.mkdir(parents=True, exist_ok=True)
-        save_atomic(model_record(system, params, stage, step), paths.model_out)
-        logger.log_artifact(paths.model_out, "checkpoint")
-        if paths.pictures_dir is not None and rt.pictures > 0:
-            idx = np.linspace(0, len(val_ds) - 1, min(rt.pictures, len(val_ds))).round().astype(int)
-            png = save_png(picture_grid(system, val_ds, idx, device), paths.pictures_dir / f"{stage}.png")
-            logger.log_artifact(png, "pictures")
+        with averaged_weights(system, average):
+            save_atomic(model_record(system, params, stage, step), paths.model_out)
+            logger.log_artifact(paths.model_out, "checkpoint")
+            if paths.pictures_dir is not None and rt.pictures > 0:
+                idx = np.linspace(0, len(val_ds) - 1, min(rt.pictures, len(val_ds))).round().astype(int)
+                png = save_png(picture_grid(system, val_ds, idx, device), paths.pictures_dir / f"{stage}.png")
+                logger.log_artifact(png, "pictures")
         seconds = time.perf_counter() - t_start
         summary = {
             "stage": stage, "steps": step, "epochs": epoch, "train_frames": int(len(rows)), "world_size": world,
