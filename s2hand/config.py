@@ -51,8 +51,8 @@ class RenderParams(Section):
     # silhouette of a dense hand mesh (s2hand/render/renderer.py); 1e-5 / 8 does not
     blur_sigma: float = Field(1e-5, gt=0, le=1e-1)
     faces_per_pixel: int = Field(8, ge=1, le=32)
-    # which faces each pixel sees: auto = the vectorised torch selection on the CPU, pytorch3d's
-    # coarse-to-fine rasteriser on CUDA; torch / pytorch3d force one (s2hand/render/raster.py)
+    # which faces each pixel sees: auto and torch = the vectorised torch selection on any device
+    # (s2hand/render/raster.py; faster than pytorch3d on a GPU too); pytorch3d = its rasteriser
     face_selection: Literal["auto", "torch", "pytorch3d"] = "auto"
 
 
@@ -188,7 +188,7 @@ class TrainModelParams(Section):
     color_activation: Literal["sigmoid", "tanh"] = "sigmoid"
     camera_init: Literal["last", "released"] = "released"  # hidden layers of the scale/rot/trans heads (nets/heads.py)
     hg_stacks: int = Field(2, ge=1, le=8)
-    hg_feats: int = Field(64, ge=8, le=1024)
+    hg_feats: int = Field(32, ge=8, le=1024)
     hg_modules: int = Field(1, ge=1, le=4)
     hg_depth: int = Field(3, ge=1, le=6)
     hg_beta: float = Field(1.0, gt=0)
