@@ -28,15 +28,15 @@ the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and conti
 batch of that epoch. Since the order and the augmentation of every sample depend only on (seed,
 epoch, index) (s2hand.train.data), a resumed run takes exactly the steps an uninterrupted one
 takes (tests/test_train.py checks equal weights).
-On success the final model is written to `model_out` and the resume folder is removed.
+On success the final model is written to `model_out` and the resume folder is removed. The
+resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
+stage, which would delete the checkpoint to resume from.
 
 Weight averaging. With the stage's `ema` > 0 an exponential moving average of the network's
 weights and BatchNorm statistics (torch.optim.swa_utils.AveragedModel, updated after every
 optimiser step: avg = ema * avg + (1 - ema) * live) is kept; validation, the pictures and the
 model file use the average, training continues on the live weights, and the resume checkpoint
-holds both. The
-resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
-stage, which would delete the checkpoint to resume from.
+holds both.
 
 Determinism. The network is built after torch.manual_seed(seed); nothing else draws from torch's
 generators (its state is saved anyway). Same seed, same thread count, same machine: same weights.
