@@ -70,17 +70,35 @@ class HandPrediction(NamedTuple):
     j_pro: Tensor  # (B, 21, 2) projected joints, input px
 
 
+class PosedHand(NamedTuple):
+    """The hand layer's output re-centred on the middle MCP (before scale and translation)."""
+    verts: Tensor  # (B, V, 3) metres, J_layer[9] at the origin
+    joints: Tensor  # (B, 21, 3)
+    full_pose: Tensor  # (B, 48)
+
+
+def pose_hand(layer: HandLayer, rot: Tensor, pose_pca: Tensor, shape: Tensor) -> PosedHand:
+    """rot (B, 3) axis-angle, pose_pca (B, P), shape (B, 10) -> M_layer - J_layer[9], J_layer - J_layer[9]."""
+    hand = layer(rot, pose_pca, shape)
+    centre = hand.joints[:, CENTRE_JOINT : CENTRE_JOINT + 1]  # (B, 1, 3)
+    return PosedHand(hand.verts - centre, hand.joints - centre, hand.full_pose)
+
+
+def place_posed(posed: PosedHand, scale: Tensor, trans: Tensor, K: Tensor, orthographic: bool = False
+                ) -> HandPrediction:
+    """Scale (B, 1) and translation (B, 3) m applied to a posed hand, projected with K (B, 3, 3)."""
+    s = scale.abs()[:, :, None]  # (B, 1, 1)
+    T = trans[:, None, :]  # (B, 1, 3)
+    verts = s * posed.verts + T
+    joints = s * posed.joints + T
+    return HandPrediction(verts, joints, posed.full_pose, project(joints, K, orthographic))
+
+
 def place_hand(layer: HandLayer, rot: Tensor, pose_pca: Tensor, shape: Tensor, scale: Tensor, trans: Tensor,
                K: Tensor, orthographic: bool = False) -> HandPrediction:
     """Codes -> camera-space hand (module docstring): M = |s| (M_layer - J_layer[9]) + T.
     rot (B, 3) axis-angle, pose_pca (B, P), shape (B, 10), scale (B, 1), trans (B, 3) m, K (B, 3, 3)."""
-    hand = layer(rot, pose_pca, shape)
-    centre = hand.joints[:, CENTRE_JOINT : CENTRE_JOINT + 1]  # (B, 1, 3)
-    s = scale.abs()[:, :, None]  # (B, 1, 1)
-    T = trans[:, None, :]  # (B, 1, 3)
-    verts = s * (hand.verts - centre) + T
-    joints = s * (hand.joints - centre) + T
-    return HandPrediction(verts, joints, hand.full_pose, project(joints, K, orthographic))
+    return place_posed(pose_hand(layer, rot, pose_pca, shape), scale, trans, K, orthographic)
 
 
 def build_net(params: Params, num_faces: int, encoder_spec: EncoderSpec | None = None) -> S2HandNet:
@@ -179,12 +197,13 @@ class S2HandSystem(nn.Module):
         if out["kp2d"] is not None:
             terms["2d"] = branch2d_loss(out["kp2d"], kp, conf, lc.branch2d, image_size=S)
         if out["pose_pca"] is not None:
-            pred = self.decode(out, K)
+            posed = pose_hand(self.layer, out["rot"], out["pose_pca"], out["shape"])
+            pred = place_posed(posed, out["scale"], out["trans"], K, self.orthographic)
             extra["pred"] = pred
             terms["loc"] = location_loss(pred.j_pro, kp, conf, lc.location, image_size=S)
             terms["ori"] = bone_orientation_loss(pred.j_pro, kp, conf)
             if ((self.weights.photo > 0) if photometric is None else photometric) and self.supervision == "self":
-                rend = self.render(self._photometric_geometry(pred, out, K), out, K)
+                rend = self.render(self._photometric_geometry(pred, posed, out, K), out, K)
                 extra["render"] = rend
                 small = F.interpolate(images, size=rend.image.shape[-2:], mode="bilinear", align_corners=False,
                                       antialias=True)
@@ -204,13 +223,12 @@ class S2HandSystem(nn.Module):
                 terms["sup3d"] = self.full3d_term(batch, pred)
         return terms, extra
 
-    def _photometric_geometry(self, pred: HandPrediction, out: dict, K: Tensor) -> HandPrediction:
+    def _photometric_geometry(self, pred: HandPrediction, posed: PosedHand, out: dict, K: Tensor) -> HandPrediction:
         """The hand E_pixel / E_SSIM see: `pred`, or under loss.photo_placement 'detach' the same
-        mesh with gradients blocked at the scale and translation outputs."""
+        posed mesh placed with gradients blocked at the scale and translation outputs."""
         if self.loss_cfg.photo_placement == "paper":
             return pred
-        return place_hand(self.layer, out["rot"], out["pose_pca"], out["shape"], out["scale"].detach(),
-                          out["trans"].detach(), K, self.orthographic)
+        return place_posed(posed, out["scale"].detach(), out["trans"].detach(), K, self.orthographic)
 
     def video_terms(self, out: dict, pred: HandPrediction) -> dict[str, Tensor]:
         """S2HAND(V) terms of a batch of m windows x n frames (indices window by window, as
