@@ -220,6 +220,9 @@ class TrainRuntimeParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["32", "bf16"] = "bf16"  # bf16 autocast on CUDA only; the CPU runs float32
     channels_last: bool = True  # CUDA only
+    # CUDA only: replay the encoder, heads and hourglass as CUDA graphs (s2hand/train/graphs.py);
+    # DDP runs eagerly
+    cuda_graphs: bool = True
     num_workers: int = Field(0, ge=0, le=64)
     num_threads: int = Field(0, ge=0, le=256)  # torch CPU threads; 0: torch's default
     val_every: int = Field(1, ge=1)  # epochs

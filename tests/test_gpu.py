@@ -107,10 +107,12 @@ def test_training_step_on_cuda_matches_the_cpu(tiny_data, faces):
             assert torch.isfinite(p.grad).all(), name
 
 
-def test_stages_train_on_cuda_and_the_model_files_load_on_the_cpu(tiny_data, tmp_path):
-    """pretrain_2d, pretrain_3d, then finetune on CUDA (bf16, channels-last) for a few steps; the finetune model
-    file reloads on the CPU and gives the validation error the GPU run reported."""
-    params = gpu_params("auto", max_steps=3)
+@pytest.mark.parametrize("cuda_graphs", [False, True])
+def test_stages_train_on_cuda_and_the_model_files_load_on_the_cpu(tiny_data, tmp_path, cuda_graphs):
+    """pretrain_2d, pretrain_3d, then finetune on CUDA (bf16, channels-last; with and without CUDA
+    graphs) for a few steps; the finetune model file reloads on the CPU and gives the validation
+    error the GPU run reported."""
+    params = gpu_params("auto", max_steps=3, cuda_graphs=cuda_graphs)
     data, kp, hand = tiny_data
 
     def paths(stage: str) -> StagePaths:
@@ -128,3 +130,48 @@ def test_stages_train_on_cuda_and_the_model_files_load_on_the_cpu(tiny_data, tmp
     ds = HandFrames(val, data, None, params.train.input_size, None, params.seed)
     m = validation_metrics(predict(system, ds, 8, "cpu", branch="all"), val)
     assert m["pa_mpjpe_cm"] == pytest.approx(s["val"]["pa_mpjpe_cm"], rel=0.02)  # bf16 on the GPU
+
+
+def test_cuda_graphs_replay_the_eager_step(tiny_data):
+    """train.runtime.cuda_graphs: capturing moves no weight or buffer; with the encoder, heads and
+    hourglass replayed as CUDA graphs a finetune step gives the eager step's loss and gradients
+    (float32), and three SGD steps end at the same loss; another batch size, eval mode and no_grad
+    run the eager forward."""
+    from s2hand.train.graphs import capture_network
+
+    params = gpu_params()
+    torch.manual_seed(0)
+    systems = [S2HandSystem.from_params(params, tiny_data[2]).cuda().train() for _ in range(2)]
+    systems[1].net.load_state_dict(systems[0].net.state_dict())
+    batch = {k: v.cuda() for k, v in _batch(tiny_data, params).items()}
+    B, S = batch["image"].shape[0], params.train.input_size
+    before = {k: v.clone() for k, v in systems[1].net.state_dict().items()}
+    assert capture_network(systems[1], B, S, "all", channels_last=False) == [
+        "encoder", "geometry", "texture_light", "hourglass"]
+    for k, v in systems[1].net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    opts = [torch.optim.SGD(s.net.parameters(), lr=1e-2) for s in systems]
+    for step in range(3):
+        totals, grads = [], []
+        for s, opt in zip(systems, opts):
+            opt.zero_grad(set_to_none=True)
+            total, _, terms = s.training_loss(batch, "finetune")
+            total.backward()
+            grads.append(torch.cat([p.grad.flatten() for p in s.net.parameters()]))
+            opt.step()
+            totals.append(total.item())
+        assert totals[1] == pytest.approx(totals[0], rel=1e-3), step
+        if step == 0:  # same gradients up to float rounding (cuDNN may pick other kernels in a capture)
+            assert (grads[1] - grads[0]).norm() <= 1e-3 * grads[0].norm()
+    for s in systems:
+        s.eval()
+    with torch.no_grad():
+        eager, graphed = (s.run_net(batch["image"], "all") for s in systems)
+    assert torch.allclose(eager["pose_pca"], graphed["pose_pca"], rtol=1e-2, atol=1e-4)
+    systems[1].train()
+    half = {k: v[: B // 2] for k, v in batch.items()}  # another shape: eager, and gradients still flow
+    opts[1].zero_grad(set_to_none=True)
+    total, _, _ = systems[1].training_loss(half, "finetune")
+    total.backward()
+    grads = [p.grad for p in systems[1].net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -358,3 +358,28 @@ def test_training_rows_apply_the_temporal_filter_to_videos_only():
     assert training_rows(table, kp, tiny_params(max_disagreement=0.0).train).tolist() == list(range(8))  # off
     still = FrameTable(image=table.image, K=table.K)  # seq -1: nothing to compare with, all pass
     assert training_rows(still, kp, params).tolist() == list(range(8))
+
+
+def test_cuda_graph_dispatch_replays_only_matching_training_calls(tiny_data):
+    """s2hand.train.graphs: a captured module replays its graph only for training-mode calls with
+    grad on and inputs of the captured shape, dtype and layout; anything else runs eager. Capture
+    itself needs CUDA (tests/test_gpu.py runs it) and refuses a CPU network with a message."""
+    from s2hand.train.graphs import _dispatch, _signature, capture_network
+
+    m = torch.nn.Linear(3, 2)
+    calls: list[str] = []
+    eager, graphed = m.forward, lambda x: calls.append("graph") or m.weight.sum()
+    m.forward = _dispatch(m, lambda *a, **k: calls.append("eager") or eager(*a, **k), graphed,
+                          _signature([torch.zeros(4, 3)]))
+    m.train()
+    m(torch.ones(4, 3))
+    m(torch.ones(5, 3))  # another batch size
+    m(torch.ones(4, 3, dtype=torch.float64).float().t().contiguous().t())  # another layout
+    with torch.no_grad():
+        m(torch.ones(4, 3))
+    m.eval()
+    m(torch.ones(4, 3))
+    assert calls == ["graph", "eager", "eager", "eager", "eager"]
+    system = S2HandSystem.from_params(tiny_params(), tiny_data[2])
+    with pytest.raises(ValueError, match="CUDA"):
+        capture_network(system, 4, 64, "all", channels_last=False)

@@ -2,11 +2,12 @@
 forward, backward, Adam step).
 
     python -m s2hand.train.bench                      # CPU, batch 8: params' input/render sizes and 224 px
-    python -m s2hand.train.bench --device cuda        # batch 64, bf16 autocast, channels_last, 224 px
+    python -m s2hand.train.bench --device cuda        # batch 64, bf16 autocast, channels_last, CUDA graphs, 224 px
     python -m s2hand.train.bench --input-size 224 --render-size 64 --batch 8 --reps 5
     python -m s2hand.train.bench --device cuda --profile   # + torch.profiler's top operators of the full step
     python -m s2hand.train.bench --device cuda --face-selection torch   # the renderer's face selection
     python -m s2hand.train.bench --device cuda --compile   # torch.compile the network and the hand layer
+    python -m s2hand.train.bench --device cuda --no-cuda-graphs   # eager (default: params' runtime.cuda_graphs)
 
 Rows (each includes the ones above it):
     encoder      encoder + geometry/texture heads (the 3D branch's network), a dummy loss
@@ -28,6 +29,7 @@ import torch
 
 from s2hand.config import Params, load_params, validate_params
 
+from .graphs import capture_network
 from .system import S2HandSystem
 
 
@@ -77,8 +79,8 @@ ROWS = (("encoder", _encoder_loss), ("+ hand", _stage_loss("pretrain_3d", False)
 def time_steps(system: S2HandSystem, batch: dict, loss_fn, reps: int, warmup: int = 2) -> float:
     """Median seconds of a training step (zero_grad, forward, backward, Adam step)."""
     params = [p for p in system.net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-5)
     cuda = batch["image"].is_cuda
+    opt = torch.optim.Adam(params, lr=1e-5, fused=True if cuda else None)  # as s2hand.train.loop
     times = []
     for i in range(warmup + reps):
         if cuda:
@@ -109,7 +111,7 @@ def profile_step(system: S2HandSystem, batch: dict, loss_fn, steps: int = 1, top
 
 def run(params: Params, hand_model: str, device: str, batch: int, input_size: int, render_size: int,
         reps: int, bf16: bool, channels_last: bool, profile: bool = False, face_selection: str | None = None,
-        compile: bool = False) -> list[dict]:
+        compile: bool = False, cuda_graphs: bool = False) -> list[dict]:
     p = bench_params(params, input_size, render_size, device, face_selection)
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -123,11 +125,14 @@ def run(params: Params, hand_model: str, device: str, batch: int, input_size: in
     if channels_last and dev.type == "cuda":
         system.net.to(memory_format=torch.channels_last)
         b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
+    if cuda_graphs:
+        capture_network(system, batch, input_size, "all", channels_last and dev.type == "cuda")
     rows = []
     for name, fn in ROWS:
         s = time_steps(system, b, fn, reps)
         rows.append({"row": name, "device": device, "batch": batch, "input": input_size, "render": render_size,
-                     "faces": p.render.face_selection + (" compiled" if compile else ""),
+                     "faces": p.render.face_selection + (" compiled" if compile else "")
+                     + (" graphs" if cuda_graphs else ""),
                      "ms_per_step": round(1000 * s, 1), "images_per_s": round(batch / s, 1)})
     if profile:
         print(f"profile: full step ({ROWS[-1][0]}), {device}, batch {batch}, input {input_size}, render {render_size}")
@@ -153,6 +158,9 @@ def main() -> None:
     ap.add_argument("--face-selection", choices=["auto", "torch", "pytorch3d"], default=None,
                     help="the renderer's face selection (default: params' render.face_selection)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network and the hand layer")
+    ap.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                    help="CUDA: replay encoder, heads and hourglass as CUDA graphs (default: params' "
+                         "train.runtime.cuda_graphs)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -167,7 +175,9 @@ def main() -> None:
         for size in sizes:
             rows += run(params, args.hand_model, device, batch, size, render, args.reps,
                         bf16=not args.fp32, channels_last=True, profile=args.profile,
-                        face_selection=args.face_selection, compile=args.compile)
+                        face_selection=args.face_selection, compile=args.compile,
+                        cuda_graphs=device == "cuda" and (params.train.runtime.cuda_graphs
+                                                          if args.cuda_graphs is None else args.cuda_graphs))
     cols = ["row", "device", "batch", "input", "render", "faces", "ms_per_step", "images_per_s", "x_encoder"]
     print(f"torch threads: {torch.get_num_threads()}")
     print("| " + " | ".join(cols) + " |")

@@ -82,6 +82,7 @@ from .evaluate import (
     validation_metrics,
     video_metrics,
 )
+from .graphs import capture_network
 from .pictures import picture_grid, save_png
 from .system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
 
@@ -312,7 +313,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     if cuda and rt.precision == "bf16":
         system.autocast_dtype = torch.bfloat16
     trained = set_trainable(system, stage)
-    optimizer = torch.optim.Adam(trained, lr=sched.lr, betas=(0.9, 0.999))
+    optimizer = torch.optim.Adam(trained, lr=sched.lr, betas=(0.9, 0.999), fused=True if cuda else None)
     average = weight_average(system.net, sched.ema)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -372,6 +373,12 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         history.append({"epoch": 0, "step": 0, **init_metrics})
         logger.log_metrics({f"val/{k}": v for k, v in init_metrics.items()}, step=0)
         log.info("%s: before training %s; mean-pose baseline %s", stage, _fmt(init_metrics), _fmt(baseline))
+
+    if cuda and rt.cuda_graphs and world > 1:
+        log.warning("%s: train.runtime.cuda_graphs is not supported with DDP; the network runs eagerly", stage)
+    elif cuda and rt.cuda_graphs:
+        names = capture_network(system, sched.batch_size, tp.input_size, STAGE_BRANCH[stage], channels_last)
+        log.info("%s: CUDA graphs of %s for batches of %d", stage, ", ".join(names), sched.batch_size)
 
     # train
     max_steps = rt.max_steps or None

@@ -161,7 +161,7 @@ class S2HandSystem(nn.Module):
         """The network (through its DDP wrapper if any and `ddp`), under autocast if set."""
         net = self.ddp if (ddp and self.ddp is not None) else self.net
         if self.autocast_dtype is not None and images.is_cuda:
-            with torch.autocast("cuda", dtype=self.autocast_dtype):
+            with torch.autocast("cuda", dtype=self.autocast_dtype, cache_enabled=False):  # CUDA graphs need it off
                 out = net(images, branch=branch)
             return {k: (None if v is None else [t.float() for t in v] if isinstance(v, list) else v.float())
                     for k, v in out.items()}
