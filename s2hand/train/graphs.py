@@ -73,6 +73,10 @@ def graph_modules(modules: Sequence[nn.Module], sample_args: Sequence[tuple[Tens
                         cache_enabled=False):
         torch.cuda.make_graphed_callables(tuple(modules), tuple(tuple(a) for a in sample_args),
                                           allow_unused_input=True)
+    # The parameters' AccumulateGrad nodes now date from the capture's side stream, which the
+    # replayed backward does not run on: autograd warns at every step that it syncs the two (cost
+    # included in the measured figures; the capture is over, so nothing can break it)
+    torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
     with torch.no_grad():  # the warm-up passes moved the BatchNorm statistics: put them back
         for m, buffers in zip(modules, saved):
             for k, b in m.named_buffers():
