@@ -1,6 +1,6 @@
 """CUDA graphs for the network's fixed-shape parts (`train.runtime.cuda_graphs`, bench `--cuda-graphs`).
 
-    capture_network(system, batch_size, input_size, branch="all")   # after .to("cuda"), before training
+    capture_network(system, batch_size, input_size, "all", channels_last=True)   # on CUDA, before training
 
 On a GPU a small-batch training step is bound by the CPU launching kernels, not by the GPU
 (docs/training.md, "On a GPU": 39.5 ms of GPU work in a 138 ms step at batch 64). The encoder,
@@ -10,7 +10,7 @@ The hand layer, renderer and losses stay eager (the renderer's shapes depend on 
 
 Captured: the modules the stage runs (`branch` "3d": encoder, geometry and texture/light heads;
 "2d": the hourglass; "all": both), in training mode, for inputs of exactly the captured shape,
-dtype and memory layout. Any other call (eval mode, no_grad, another batch size) runs the eager
+dtype, memory layout and requires_grad. Any other call (eval mode, no_grad, another batch size) runs the eager
 forward on the same parameters, so validation, pictures and a smaller last batch need nothing
 special. Capture runs a few warm-up passes; the BatchNorm statistics they would move are put back,
 so capturing changes no weight and no buffer. Autocast must run with cache_enabled=False
@@ -23,20 +23,19 @@ images/s); the encoder step from 38 to 14 ms; batch 256: 2,139 images/s.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
 import logging
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 log = logging.getLogger("s2hand.train")
 
-Signature = list[tuple[torch.Size, torch.dtype, tuple[int, ...]]]
+Signature = list[tuple[torch.Size, torch.dtype, tuple[int, ...], bool]]
 
 
 def _signature(args: Sequence[Tensor]) -> Signature:
-    return [(a.shape, a.dtype, a.stride()) for a in args]
+    return [(a.shape, a.dtype, a.stride(), a.requires_grad) for a in args]
 
 
 def _dispatch(module: nn.Module, eager: Callable, graphed: Callable, signature: Signature) -> Callable:
