@@ -262,3 +262,18 @@ def test_build_is_deterministic(open_hand):
     again = build_open_hand(shape_samples=30, pose_samples=300, seed=0)
     for k in MANO_KEYS + ("tip_vertex_ids",):
         np.testing.assert_array_equal(again[k], open_hand[k])
+
+
+def test_kinematic_tree_stays_on_the_cpu_when_the_layer_moves(npz_path):
+    """HandLayer._apply: smplx's `parents` stays a CPU tensor through .to() (on CUDA each list index
+    with a device tensor would wait for the GPU); the other buffers move, and a float64 copy gives
+    the float32 layer's vertices."""
+    layer = HandLayer.from_file(npz_path, num_pca_comps=30)
+    args = (0.3 * torch.randn(2, 3), torch.randn(2, 30), torch.randn(2, 10))
+    verts32 = layer(*args).verts
+    layer.to(torch.float64)
+    assert layer.mano.parents.device.type == "cpu" and layer.mano.parents.dtype == torch.int64
+    verts64 = layer(*(a.double() for a in args)).verts
+    assert torch.allclose(verts64.float(), verts32, atol=1e-6)
+    layer.to("meta")
+    assert layer.mano.parents.device.type == "cpu" and layer.hand_components.device.type == "meta"

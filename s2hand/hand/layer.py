@@ -63,6 +63,17 @@ class HandLayer(torch.nn.Module):
         self.register_buffer("tip_vertex_ids", torch.as_tensor(np.asarray(model["tip_vertex_ids"], dtype=np.int64)))
         self.register_buffer("mano21_to_openpose", torch.as_tensor(MANO21_TO_OPENPOSE, dtype=torch.long))
 
+    def _apply(self, fn, recurse: bool = True):
+        """Module.to / .cuda / ...: smplx's kinematic-tree buffer `parents` stays on the CPU. smplx
+        walks the tree indexing a Python list with its elements (lbs.batch_rigid_transform), and
+        on CUDA each such index is a device-to-host copy that waits for the GPU: 15 per forward.
+        Kept on the CPU, the walk reads host memory; the one tensor index with it
+        (joints[:, parents[1:]]) copies 15 numbers to the device instead."""
+        parents = self.mano.parents.cpu()  # (16,) int64
+        super()._apply(fn, recurse)
+        self.mano.parents = parents
+        return self
+
     @classmethod
     def from_file(cls, path: str | Path, num_pca_comps: int = 30, flat_hand_mean: bool = False,
                   dtype: torch.dtype = torch.float32) -> "HandLayer":
