@@ -89,7 +89,7 @@ def select_faces(verts_ndc: Tensor, faces: Tensor, image_size: int, blur_radius:
         return soft.view(B, R, R, k), hard.view(B, R, R, 1)
 
     # every (face, pixel) pair in the grown boxes, in face order
-    f = torch.repeat_interleave(torch.arange(B * F, device=dev), count)  # (P,)
+    f = torch.repeat_interleave(torch.arange(B * F, device=dev), count, output_size=total)  # (P,); size known: no sync
     t = torch.arange(total, device=dev) - (torch.cumsum(count, 0) - count)[f]
     col = c0[f] + t % nc[f]
     row = r0[f] + torch.div(t, nc[f], rounding_mode="floor")
