@@ -383,3 +383,37 @@ def test_cuda_graph_dispatch_replays_only_matching_training_calls(tiny_data):
     system = S2HandSystem.from_params(tiny_params(), tiny_data[2])
     with pytest.raises(ValueError, match="CUDA"):
         capture_network(system, 4, 64, "all", channels_last=False)
+
+
+def test_each_step_logs_every_term_and_a_non_finite_loss_stops_the_stage(tiny_data, tmp_path, monkeypatch):
+    """Per step: train/total, train/lr, train/epoch, each unweighted term and each weighted one, read
+    back in one go; the weighted terms sum to the total. A NaN loss stops the stage with the terms."""
+    class Recorder:
+        def __init__(self):
+            self.steps: dict[int, dict] = {}
+
+        def log_metrics(self, metrics, step):
+            self.steps.setdefault(step, {}).update(metrics)
+
+        def log_artifact(self, path, artifact_path=None):
+            pass
+
+    rec = Recorder()
+    params = tiny_params(runtime={"max_steps": 2})
+    train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path, "pretrain_3d"), logger=rec)
+    m = rec.steps[1]
+    terms = {"loc", "ori", "pixel", "ssim", "beta", "tex", "scale", "joint"}
+    assert {"train/total", "train/lr", "train/epoch"} | {f"train/{t}" for t in terms} <= set(m)
+    weighted = [v for k, v in m.items() if k.startswith("train/weighted_")]
+    assert len(weighted) >= len(terms) - 1 and sum(weighted) == pytest.approx(m["train/total"], rel=1e-5)
+    assert all(isinstance(v, (int, float)) for v in m.values())  # plain numbers, not tensors
+
+    real = S2HandSystem.training_loss
+
+    def nan_loss(self, batch, stage):
+        total, parts, terms = real(self, batch, stage)
+        return total * float("nan"), parts, terms
+
+    monkeypatch.setattr(S2HandSystem, "training_loss", nan_loss)
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
+        train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "nan", "pretrain_3d"))
