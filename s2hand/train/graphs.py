@@ -24,10 +24,15 @@ images/s); the encoder step from 38 to 14 ms; batch 256: 2,139 images/s.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from s2hand.nets.encoder import imagenet_normalize
+
+if TYPE_CHECKING:
+    from .system import S2HandSystem
 
 log = logging.getLogger("s2hand.train")
 
@@ -85,7 +90,7 @@ def graph_modules(modules: Sequence[nn.Module], sample_args: Sequence[tuple[Tens
         m.train(training)
 
 
-def capture_network(system, batch_size: int, input_size: int, branch: str, channels_last: bool) -> list[str]:
+def capture_network(system: "S2HandSystem", batch_size: int, input_size: int, branch: str, channels_last: bool) -> list[str]:
     """Capture the parts of `system.net` (on CUDA) that `branch` runs ("3d", "2d", "all") for
     batches of (batch_size, 3, input_size, input_size) images, channels-last or not as the training
     batches are; returns the captured modules' names."""
@@ -102,8 +107,6 @@ def capture_network(system, batch_size: int, input_size: int, branch: str, chann
     names: list[str] = []
     dtype = system.autocast_dtype
     if branch in ("3d", "all"):
-        from s2hand.nets.encoder import imagenet_normalize
-
         x = imagenet_normalize(images, net.encoder.mean, net.encoder.std)
         with torch.no_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None,
                                              cache_enabled=False):
