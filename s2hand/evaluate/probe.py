@@ -206,9 +206,10 @@ def rotation_error_deg(rot: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.degrees(roma.rotmat_geodesic_distance(a, b).numpy())
 
 
-def _encoder(model: str, weights: str | None, hand_model: str) -> Encoder:
+def _encoder(model: str, hand_model: str) -> Encoder:
+    """Lite0 with its packaged ImageNet weights, or a model file's trained encoder."""
     if model == "imagenet":
-        return build_encoder("lite0", "imagenet", weights)
+        return build_encoder("lite0", "imagenet")
     system, _ = load_system(model, hand_model)
     return system.net.encoder
 
@@ -301,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    encoder = _encoder(a.model, None, a.hand_model)
+    encoder = _encoder(a.model, a.hand_model)
     layer = HandLayer.from_file(a.hand_model)
     if a.heads:
         result = {"model": a.model, "input_size": a.input_size, "rotation": a.rotation, "keypoints": a.keypoints,
