@@ -26,6 +26,7 @@ log = logging.getLogger("pipeline")
 DATASET = Path("outputs/dataset")
 KEYPOINTS = Path("outputs/keypoints")
 HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
+CONVENTION = Path("outputs/convention/convention.json")  # the keypoint_convention stage's file
 
 
 def repo_root() -> Path:

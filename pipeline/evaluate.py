@@ -15,9 +15,10 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.common import DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
+from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
 from pipeline.training import model_path
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
+from s2hand.hand.convention import load_offsets
 
 REPORTS = Path("reports")
 EVALUATED = {"s2hand": "finetune", "s2hand_v": "finetune_video"}  # model name -> training stage
@@ -64,7 +65,8 @@ def main() -> dict:
 
         ids = training_run_ids(params.mlflow.experiment, list(EVALUATED.values()))
         mlflow.set_tags({f"evaluated_run.{stage}": run_id for stage, run_id in ids.items()})
-        summary = run_evaluation(params.evaluate, params.video, paths, params.weights)
+        offsets = load_offsets(CONVENTION) if params.train.keypoint_convention == "calibrated" else None
+        summary = run_evaluation(params.evaluate, params.video, paths, params.weights, params.train, offsets)
         mlflow.log_metrics(_flat(summary["metrics"]))
         mlflow.log_metric("seconds", summary["setup"]["seconds"])
         for f in summary["files"]:

@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from pipeline.common import DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
+from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
 from s2hand.io import atomic_file, write_json
 
 STATE = Path("outputs/.grid_search")
@@ -57,7 +57,8 @@ def main() -> dict:
     gs = params.grid_search
     workers = len(gs.gpus) or gs.workers
     threads = gs.threads or max(1, (os.cpu_count() or 1) // workers)
-    objective = OverfitObjective.from_params(params, DATASET, KEYPOINTS, HAND_MODEL, threads=threads)
+    objective = OverfitObjective.from_params(params, DATASET, KEYPOINTS, HAND_MODEL, threads=threads,
+                                             convention=CONVENTION)
     fingerprint = objective.fingerprint()
     state = STATE / fingerprint
     state.mkdir(parents=True, exist_ok=True)

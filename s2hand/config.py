@@ -139,6 +139,14 @@ class FilterParams(Section):
     cut_tolerance: int = Field(1, ge=0)  # frames, when scoring detected cuts against known ones
 
 
+class ConventionParams(Section):
+    """Stage keypoint_convention (s2hand/hand/convention.py): where the detector puts the wrist and the
+    fingertips on the hand model, fitted to the detections of kept train frames (no ground truth)."""
+
+    frames: int = Field(600, ge=8, le=100000)  # kept train frames drawn (seeded) for the fit
+    iters: int = Field(600, ge=3, le=100000)  # Adam iterations (the offsets move after the first third)
+
+
 class LossWeights(Section):
     """The paper's thirteen loss weights (method.md s6), paper values as defaults."""
 
@@ -177,6 +185,10 @@ class StageSchedule(Section):
     # exponential moving average of the weights (and BatchNorm statistics), decay per step; when on,
     # validation, pictures and the model file use the average (s2hand/train/loop.py); 0: off
     ema: float = Field(0.0, ge=0, lt=1)
+    # the encoder's learning rate as a multiple of lr (paper: 1, one rate for the whole network)
+    encoder_lr_factor: float = Field(1.0, gt=0, le=1)
+    # E_pixel and E_SSIM in this stage's energy (paper: true; weights.photo weighs them where on)
+    photometric: bool = True
 
 
 class TrainModelParams(Section):
@@ -205,7 +217,14 @@ class TrainLossParams(Section):
     # paper: E_pixel and E_SSIM reach every geometry output; detach (default): not the hand's scale
     # and translation, whose place then comes from the keypoint terms alone (with the paper's form
     # the photometric terms pushed the hand out of view; docs/training.md, s2hand/train/system.py)
-    photo_placement: Literal["paper", "detach"] = "detach"
+    # appearance: they reach no geometry output at all, only texture and light (s2hand/train/system.py)
+    photo_placement: Literal["paper", "detach", "appearance"] = "detach"
+    # network (the paper): E_loc / E_ori score the finger pose at the network's own global rotation,
+    # scale and translation; fit: at the rigid placement that fits that pose best (a per-sample
+    # search of placement_fit_iters Adam steps), while the network's placement learns from the same
+    # terms with the pose held (s2hand/losses/placement.py)
+    keypoint_placement: Literal["network", "fit"] = "network"
+    placement_fit_iters: int = Field(20, ge=1, le=1000)
 
 
 class AugmentParams(Section):
@@ -219,13 +238,14 @@ class AugmentParams(Section):
 class TrainRuntimeParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["32", "bf16"] = "bf16"  # bf16 autocast on CUDA only; the CPU runs float32
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # network and inputs in channels-last memory format (CPU and CUDA)
     # CUDA only: replay the encoder, heads and hourglass as CUDA graphs (s2hand/train/graphs.py);
     # DDP runs eagerly
     cuda_graphs: bool = True
     num_workers: int = Field(0, ge=0, le=64)
     num_threads: int = Field(0, ge=0, le=256)  # torch CPU threads; 0: torch's default
     val_every: int = Field(1, ge=1)  # epochs
+    val_every_steps: int = Field(0, ge=0)  # also validate every this many steps (learning curves; 0: off)
     val_batch_size: int = Field(32, ge=1)
     checkpoint_every: int = Field(25, ge=1)  # steps between resume checkpoints
     log_every: int = Field(1, ge=1)  # steps between loss logs
@@ -246,6 +266,10 @@ class TrainParams(Section):
     # and vertices (s2hand.losses.supervised) in place of E_loc, E_ori, E_pixel, E_SSIM
     supervision: Literal["self", "full3d"] = "self"
     full3d_weight: float = Field(1.0, gt=0)  # weight of E_sup3d (metres) under full3d
+    # model: E_loc / E_ori / E_cons compare the detections with the model's own keypoints (the paper);
+    # calibrated: with the model's keypoints moved to where the detector puts them, fitted to the
+    # detections alone by the keypoint_convention stage (s2hand/hand/convention.py)
+    keypoint_convention: Literal["model", "calibrated"] = "model"
     model: TrainModelParams = TrainModelParams()
     loss: TrainLossParams = TrainLossParams()
     augment: AugmentParams = AugmentParams()
@@ -296,6 +320,7 @@ class Params(Section):
     data: DataParams = DataParams()
     detect: DetectParams = DetectParams()
     filter: FilterParams = FilterParams()
+    convention: ConventionParams = ConventionParams()
     weights: LossWeights = LossWeights()
     mlflow: MlflowParams = MlflowParams()
     train: TrainParams = TrainParams()

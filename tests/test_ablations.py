@@ -37,8 +37,11 @@ def test_supervised_loss_zero_at_ground_truth_positive_elsewhere_finite_gradient
     assert float(e.detach()) == pytest.approx(0.0, abs=1e-9)
     e.backward()  # identical points: the smoothed distance keeps the gradient finite
     assert torch.isfinite(jp.grad).all() and torch.isfinite(vp.grad).all()
-    shift = torch.tensor([0.01, 0.0, 0.0])  # 1 cm everywhere: mean distances 0.01 + 0.01
-    assert float(supervised_3d_loss(j + shift, v + shift, j, v)) == pytest.approx(0.02, rel=1e-3)
+    shift = torch.tensor([0.01, 0.0, 0.0])  # 1 cm everywhere: only the root's distance, 0.01
+    assert float(supervised_3d_loss(j + shift, v + shift, j, v)) == pytest.approx(0.01, rel=1e-3)
+    bent = j.clone()
+    bent[:, 12] += shift  # one fingertip 1 cm off: 1/21 of a cm in the joint term, the root stays
+    assert float(supervised_3d_loss(bent, v, j, v)) == pytest.approx(0.01 / 21, rel=1e-3)
     with pytest.raises(ValueError):
         supervised_3d_loss(j, v, j[:, :20], v)
 

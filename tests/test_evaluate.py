@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from s2hand.config import EvaluateParams, VideoParams, validate_params
+from s2hand.config import EvaluateParams, TrainParams, VideoParams, validate_params
 from s2hand.data.table import FrameTable, load_split
 from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
 from s2hand.detect.keypoint_file import load_keypoints
@@ -51,7 +51,7 @@ def tiny_eval(tiny_training_data, tmp_path_factory):
     paths = EvaluatePaths(dataset=data, keypoints=kp_dir, hand_model=hand, checkpoints=cks, reports=root / "reports")
     ep = EvaluateParams(split="val", batch_size=8, device="cpu", qualitative_frames=2, qualitative_size=64,
                         keypoint_fit_iters=60)
-    summary = run_evaluation(ep, VideoParams(), paths)
+    summary = run_evaluation(ep, VideoParams(), paths, train_params=TrainParams(max_disagreement=0.2))
     return summary, paths
 
 
@@ -73,17 +73,24 @@ SETUP = {"dataset": "synthetic", "split": "test", "frames": 10, "sequences": 2, 
          "ts": True, "camera": "perspective"}
 
 
+def _table_rows(lines: list[str]) -> dict[str, list[str]]:
+    """A markdown table's body rows, keyed by their first cell."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines if line.startswith("| ")]
+    return {r[0]: r[1:] for r in rows[1:]}
+
+
 def test_keypoint_fit_section_reads_the_numbers():
     fit = {"ground_truth_2d": {"mpjpe_cm": 0.8, "mpvpe_cm": 0.7, "frames": 10.0, "mpjpe2d_px": 0.9},
            "detections": {"mpjpe_cm": 1.2, "mpvpe_cm": 1.1, "frames": 6.0, "mpjpe2d_px": 7.0,
-                          "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9}}
+                          "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9, "label_mpjpe2d_px": 8.0},
+           "detections_kept": {"mpjpe_cm": 0.8, "mpvpe_cm": 0.7, "frames": 4.0, "mpjpe2d_px": 5.0,
+                               "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9, "label_mpjpe2d_px": 4.0}}
     m = {"frames": 10, "mean_pose": _model(1.05), "s2hand": _model(1.1, mpjpe2d_px=9.0), "keypoint_fit": fit}
-    text = "\n".join(table_keypoint_fit(m))
-    assert "| fitted to the detected keypoints | 6 | 1.200 | 1.100 | 1.000 | 7.00 |" in text
-    assert "| fitted to ground-truth 2D keypoints | 10 | 0.800 | 0.700 | 1.050 | 0.90 |" in text
-    assert "20.0 % worse than the mean pose" in text and "no better than the mean" in text
-    fit["detections"]["mpjpe_cm"] = 0.9
-    assert "10.0 % better than the mean pose" in "\n".join(table_keypoint_fit(m))
+    rows = _table_rows(table_keypoint_fit(m))
+    assert rows["fitted to the detected keypoints"] == ["6", "1.200", "1.100", "1.000", "+20.0 %", "7.00", "8.00"]
+    assert rows["... on the frames training keeps"] == ["4", "0.800", "0.700", "1.000", "-20.0 %", "5.00", "4.00"]
+    assert rows["fitted to ground-truth 2D keypoints"][:4] == ["10", "0.800", "0.700", "1.050"]
+    assert "... on the frames its filters drop" not in rows  # no such part: no row
     assert table_keypoint_fit({"frames": 10}) == []  # keypoint_fit_iters: 0 -> no section
 
 
@@ -229,6 +236,8 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     assert fits["ground_truth_2d"]["frames"] == m["frames"]
     kp = load_keypoints(paths.keypoints / "val.json")
     assert fits["detections"]["frames"] == (kp.conf.max(axis=1) > 0).sum()
+    parts = [fits[k]["frames"] for k in ("detections_kept", "detections_dropped") if k in fits]
+    assert parts and sum(parts) == fits["detections"]["frames"]  # training's filters split the detected frames
     # 60 Adam steps move the hand from the image centre onto the ground-truth keypoints
     assert fits["ground_truth_2d"]["mpjpe2d_px"] < 0.5 * m["s2hand"]["mpjpe2d_px"]
     assert fits["detections"]["mean_pose_mpjpe_cm"] > 0

@@ -18,6 +18,13 @@ that is no better than the mean-pose baseline says the keypoints, as detected, p
 articulation no better than the mean does; a network can average their noise over frames but
 not their bias. With ground-truth 2D keypoints the same fit shows the depth-ambiguity floor of
 2D supervision. The evaluate stage reports both (docs/evaluation.md).
+
+With `offsets` (s2hand.hand.convention) the energy compares the detections with the model's
+keypoints moved to where the detector puts them, as training does under
+`train.keypoint_convention: calibrated`. `calibrate_convention` fits those offsets: the same
+per-frame fit over a set of frames, with the offsets of the wrist and the tips shared by all of
+them and freed once the codes have settled (a third of the iterations); s2hand.hand.convention
+says why only those six and what the result means.
 """
 from __future__ import annotations
 
@@ -28,10 +35,12 @@ import torch
 from torch import Tensor
 
 from s2hand.config import LossWeights
+from s2hand.hand.convention import CALIBRATED, detector_keypoints
 from s2hand.hand.layer import HandLayer
 from s2hand.losses import bone_orientation_loss, joint_angle_loss, location_loss, scale_loss, shape_loss
 from s2hand.nets import axis_angle_facing_camera
 from s2hand.nets.heads import SCALE_INIT, TRANS_INIT
+from s2hand.render import project
 from s2hand.train.system import place_hand
 
 
@@ -60,24 +69,29 @@ def decode(layer: HandLayer, code: dict[str, Tensor], K: Tensor) -> tuple[Tensor
 
 
 def keypoint_energy(layer: HandLayer, code: dict[str, Tensor], kp: Tensor, conf: Tensor, K: Tensor,
-                    w: LossWeights, image_size: float) -> Tensor:
+                    w: LossWeights, image_size: float, offsets: Tensor | None = None) -> Tensor:
     """Mean over the frames of the module docstring's energy (frames share no variable, so N x this
-    has each frame's own energy gradient)."""
+    has each frame's own energy gradient); offsets (21,): the detector's keypoint convention."""
     joints, _, j_pro, finger_pose = decode(layer, code, K)
+    if offsets is not None:
+        j_pro = project(detector_keypoints(joints, offsets), K)
     geo = location_loss(j_pro, kp, conf, "paper", image_size=image_size) + w.ori * bone_orientation_loss(j_pro, kp, conf)
     regu = shape_loss(code["shape"]) + w.scale * scale_loss(joints) + w.joint * joint_angle_loss(finger_pose)
     return w.geo * geo + w.regu * regu
 
 
 def fit_to_keypoints(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,
-                     image_size: float, iters: int = 300, lr: float = 0.02, chunk: int = 256) -> KeypointFit:
+                     image_size: float, iters: int = 300, lr: float = 0.02, chunk: int = 256,
+                     offsets: np.ndarray | None = None) -> KeypointFit:
     """Per-frame fit (module docstring). kp (N, 21, 2) px, conf (N, 21), K (N, 3, 3) for the
-    keypoints' image of side `image_size` px. Frames go `chunk` at a time (memory)."""
+    keypoints' image of side `image_size` px; offsets (21,): the detector's convention (None: the
+    model's keypoints). Frames go `chunk` at a time (memory). j_pro are the model's keypoints."""
     if iters < 1:
         raise ValueError(f"fit_to_keypoints: iters must be >= 1, got {iters}")
     n = len(kp)
     out: list[tuple[np.ndarray, ...]] = []
     layer = layer.to("cpu")
+    off = None if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
     for a in range(0, n, chunk):
         sl = slice(a, min(n, a + chunk))
         k = torch.as_tensor(kp[sl], dtype=torch.float32)
@@ -87,9 +101,40 @@ def fit_to_keypoints(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.n
         opt = torch.optim.Adam(code.values(), lr=lr)
         for _ in range(iters):
             opt.zero_grad(set_to_none=True)
-            (len(k) * keypoint_energy(layer, code, k, c, cam, weights, image_size)).backward()
+            (len(k) * keypoint_energy(layer, code, k, c, cam, weights, image_size, off)).backward()
             opt.step()
         with torch.no_grad():
             joints, verts, j_pro, _ = decode(layer, code, cam)
         out.append((joints.numpy(), verts.numpy(), j_pro.numpy()))
     return KeypointFit(*(np.concatenate([o[i] for o in out]) for i in range(3)))
+
+
+def calibrate_convention(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,
+                         image_size: float, iters: int = 600, lr: float = 0.02, offsets_lr: float = 0.01) -> np.ndarray:
+    """Offsets (21,) of the detector's convention fitted to detections kp (N, 21, 2) px with conf
+    (N, 21) and K (N, 3, 3) (module docstring): free for the wrist and the tips, 0 elsewhere."""
+    if iters < 3:
+        raise ValueError(f"calibrate_convention: iters must be >= 3, got {iters}")
+    n = len(kp)
+    if n == 0:
+        raise ValueError("calibrate_convention: no frames to calibrate on")
+    layer = layer.to("cpu")
+    k = torch.as_tensor(kp, dtype=torch.float32)
+    c = torch.as_tensor(conf, dtype=torch.float32)
+    cam = torch.as_tensor(K, dtype=torch.float32)
+    code = {name: v.requires_grad_() for name, v in initial_code(n, layer.num_pca_comps).items()}
+    offsets = torch.zeros(21, requires_grad=True)
+    free = torch.zeros(21)
+    free[list(CALIBRATED)] = 1.0
+    opt_code = torch.optim.Adam(code.values(), lr=lr)
+    opt_off = torch.optim.Adam([offsets], lr=offsets_lr)
+    for it in range(iters):
+        opt_code.zero_grad(set_to_none=True)
+        opt_off.zero_grad(set_to_none=True)
+        # n x the mean: each frame's own gradient for its code; the offsets get the sum over frames
+        (n * keypoint_energy(layer, code, k, c, cam, weights, image_size, offsets)).backward()
+        opt_code.step()
+        if it >= iters // 3:
+            offsets.grad.mul_(free)
+            opt_off.step()
+    return offsets.detach().numpy().astype(np.float64) * free.numpy()

@@ -142,28 +142,42 @@ def evaluate_mean_pose(layer: HandLayer, train: FrameTable, split: EvalSplit) ->
 
 
 def evaluate_keypoint_fit(layer: HandLayer, train: FrameTable, split: EvalSplit, weights: LossWeights,
-                          iters: int) -> dict[str, dict[str, float | None]]:
+                          iters: int, kept: np.ndarray | None = None, offsets: np.ndarray | None = None
+                          ) -> dict[str, dict[str, float | None]]:
     """3D metrics of per-frame fits to 2D keypoints (s2hand.evaluate.keypoint_fit): "ground_truth_2d"
     on every frame (visible keypoints, confidence 1) and, when the split has detections,
-    "detections" on the frames with any, with the mean-pose baseline's MPJPE / MPVPE on those same
-    frames beside them (mean_pose_mpjpe_cm, mean_pose_mpvpe_cm). Each has frames and mpjpe2d_px."""
+    "detections" on the frames with any (fitted in the detector's convention `offsets`, None: the
+    model's keypoints), split into "detections_kept" and "detections_dropped" by `kept` (the rows
+    training's filters would keep, s2hand.train.data.training_rows), with the mean-pose baseline's
+    MPJPE / MPVPE on those same frames beside each (mean_pose_mpjpe_cm, mean_pose_mpvpe_cm). Each
+    has frames and mpjpe2d_px (the fitted model's keypoints against the ground truth) and, for the
+    detections, label_mpjpe2d_px (the detections' own error on those frames)."""
     t = split.table
-    jobs = [("ground_truth_2d", np.arange(len(t)), t.joints2d, t.visible.astype(np.float32))]
+    jobs = [("ground_truth_2d", np.arange(len(t)), t.joints2d, t.visible.astype(np.float32), None)]
     if split.keypoints is not None:
         rows = np.flatnonzero(split.keypoints.conf.max(axis=1) > 0)
         if len(rows):
-            jobs.append(("detections", rows, split.keypoints.peaks[rows], split.keypoints.conf[rows]))
+            jobs.append(("detections", rows, split.keypoints.peaks[rows], split.keypoints.conf[rows], offsets))
     out: dict[str, dict[str, float | None]] = {}
-    for name, rows, kp, conf in jobs:
+    for name, rows, kp, conf, off in jobs:
         sub = t.subset(rows)
-        fit = fit_to_keypoints(layer, kp, conf, sub.K, weights, split.image_size, iters=iters)
-        m, _ = metrics_3d({"joints": fit.joints, "verts": fit.verts}, sub)
-        m["mpjpe2d_px"] = mpjpe_2d(fit.j_pro, sub.joints2d)
-        m["frames"] = float(len(rows))
-        if name == "detections":
-            base, _ = metrics_3d(mean_pose_predictions(layer, train, sub), sub)
-            m["mean_pose_mpjpe_cm"], m["mean_pose_mpvpe_cm"] = base["mpjpe_cm"], base["mpvpe_cm"]
-        out[name] = m
+        fit = fit_to_keypoints(layer, kp, conf, sub.K, weights, split.image_size, iters=iters, offsets=off)
+        parts = {name: np.arange(len(rows))}
+        if name == "detections" and kept is not None:
+            is_kept = np.isin(rows, kept)
+            parts.update(detections_kept=np.flatnonzero(is_kept), detections_dropped=np.flatnonzero(~is_kept))
+        for part, idx in parts.items():
+            if not len(idx):
+                continue
+            part_table = sub.subset(idx)
+            m, _ = metrics_3d({"joints": fit.joints[idx], "verts": fit.verts[idx]}, part_table)
+            m["mpjpe2d_px"] = mpjpe_2d(fit.j_pro[idx], part_table.joints2d)
+            m["frames"] = float(len(idx))
+            if name == "detections":
+                m["label_mpjpe2d_px"] = mpjpe_2d(kp[idx], part_table.joints2d, conf[idx] > 0)
+                base, _ = metrics_3d(mean_pose_predictions(layer, train, part_table), part_table)
+                m["mean_pose_mpjpe_cm"], m["mean_pose_mpvpe_cm"] = base["mpjpe_cm"], base["mpvpe_cm"]
+            out[part] = m
     return out
 
 

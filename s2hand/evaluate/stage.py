@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2hand.config import EvaluateParams, LossWeights, VideoParams
+from s2hand.config import EvaluateParams, LossWeights, TrainParams, VideoParams
 from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
-from s2hand.train.data import HandFrames
+from s2hand.train.data import HandFrames, training_rows
 from s2hand.train.evaluate import baseline_comparison
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
@@ -79,9 +79,13 @@ def qualitative_indices(n_frames: int, count: int) -> np.ndarray:
 
 
 def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
-                   weights: LossWeights | None = None) -> dict:
+                   weights: LossWeights | None = None, train_params: TrainParams | None = None,
+                   offsets: np.ndarray | None = None) -> dict:
     """Evaluate, then write the report files (module docstring). -> {"metrics", "setup", "files"}.
-    weights: the energy of the keypoint fits (evaluate.keypoint_fit_iters > 0; default LossWeights())."""
+    weights: the energy of the keypoint fits (evaluate.keypoint_fit_iters > 0; default LossWeights());
+    train_params: training's frame filters, which split the fits to the detections into the frames
+    they keep and those they drop (None: no split); offsets: the detector's keypoint convention
+    those fits use (s2hand.hand.convention; None: the model's keypoints)."""
     t0 = time.perf_counter()
     device = pick_device(ep.device)
     split = load_eval_split(paths.dataset, ep.split, paths.keypoints)
@@ -104,8 +108,10 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     train = load_split(paths.dataset, "train")
     results["mean_pose"] = evaluate_mean_pose(layer.cpu(), train, split)
     detector = evaluate_detector(split)
-    fits = (evaluate_keypoint_fit(layer.cpu(), train, split, weights or LossWeights(), ep.keypoint_fit_iters)
-            if ep.keypoint_fit_iters else {})
+    kept = (training_rows(split.table, split.keypoints, train_params)
+            if train_params is not None and split.keypoints is not None else None)
+    fits = (evaluate_keypoint_fit(layer.cpu(), train, split, weights or LossWeights(), ep.keypoint_fit_iters,
+                                  kept, offsets) if ep.keypoint_fit_iters else {})
     base_joints = results["mean_pose"].preds["joints"]
     vs_mean_pose = {name: baseline_comparison(results[name].preds["joints"], base_joints, split.table)
                     for name in paths.checkpoints}

@@ -52,6 +52,7 @@ from s2hand.config import LossWeights, Params, validate_params
 from s2hand.data.sampler import sequence_windows
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import load_keypoints
+from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
@@ -146,11 +147,21 @@ class OverfitObjective:
     keypoints: str  # folder with train.json
     hand_model: str
     threads: int = 0  # torch threads in the calling process; 0: leave as is
+    convention: str | None = None  # the keypoint_convention stage's file, read when train.keypoint_convention is calibrated
 
     @classmethod
     def from_params(cls, params: Params, dataset: str | Path, keypoints: str | Path, hand_model: str | Path,
-                    threads: int = 0) -> "OverfitObjective":
-        return cls(search_params(params), str(dataset), str(keypoints), str(hand_model), int(threads))
+                    threads: int = 0, convention: str | Path | None = None) -> "OverfitObjective":
+        return cls(search_params(params), str(dataset), str(keypoints), str(hand_model), int(threads),
+                   None if convention is None else str(convention))
+
+    def offsets(self) -> torch.Tensor | None:
+        """The detector's keypoint convention the trials train with (None: the model's keypoints)."""
+        if self.params.train.keypoint_convention != "calibrated":
+            return None
+        if self.convention is None:
+            raise ValueError("train.keypoint_convention: calibrated needs the convention file (OverfitObjective.convention)")
+        return torch.as_tensor(load_offsets(self.convention), dtype=torch.float32)
 
     @property
     def variant(self) -> str:
@@ -166,7 +177,7 @@ class OverfitObjective:
         gs = p["grid_search"]
         out = {"seed": p["seed"], "hand": p["hand"], "render": p["render"],
                "train": {k: p["train"][k] for k in ("input_size", "min_keypoints", "min_confidence", "max_disagreement",
-                                                     "model", "loss")},
+                                                     "model", "loss", "keypoint_convention")},
                "overfit": {k: gs[k] for k in ("variant", "subset_size", "epochs", "lr", "batch_size")}}
         if self.variant == "s2hand_v":
             out["video"] = {k: p["video"][k] for k in ("temporal_loss", "ts", "n", "interval", "smooth_threshold", "camera")}
@@ -176,6 +187,8 @@ class OverfitObjective:
         """16 hex digits over settings(), the digests of the input files and of the code: a trial
         log made under another fingerprint belongs to another objective."""
         files = [Path(self.dataset) / "train.npz", Path(self.keypoints) / "train.json", Path(self.hand_model)]
+        if self.params.train.keypoint_convention == "calibrated" and self.convention is not None:
+            files.append(Path(self.convention))
         blob = json.dumps({"settings": self.settings(), "files": [sha256sum(f)[:16] for f in files],
                            "code": code_digest()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -206,7 +219,7 @@ class OverfitObjective:
         joints2d = None if sub.joints2d is None else sub.joints2d * (p.train.input_size / src)
         torch.manual_seed(p.seed)
         system = S2HandSystem.from_params(p, self.hand_model, orthographic=(
-            self.variant == "s2hand_v" and p.video.camera == "orthographic")).to(device)
+            self.variant == "s2hand_v" and p.video.camera == "orthographic"), keypoint_offsets=self.offsets()).to(device)
         log.info("overfit objective: %d frames (%s), %s, input %d px, render %d px", len(flat), self.variant,
                  device, p.train.input_size, p.render.size)
         return _Context(system, copy.deepcopy(system.net.state_dict()), data, sub, joints2d, len(rows), n)

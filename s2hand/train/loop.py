@@ -71,6 +71,7 @@ from torch.utils.data import DataLoader
 from s2hand.config import Params
 from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
+from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
 
 from .data import HandFrames, epoch_batches, training_rows, video_epoch_batches, video_training_frames
@@ -119,6 +120,7 @@ class StagePaths:
     resume_dir: Path  # in-progress checkpoint folder (not a DVC out)
     pictures_dir: Path | None = None
     wild_stretches: Path | None = None  # finetune_video with video.extra_wild: the yt3d filter's stretches.json
+    convention: Path | None = None  # train.keypoint_convention calibrated: the keypoint_convention stage's file
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -194,6 +196,15 @@ def set_trainable(system: S2HandSystem, stage: Stage) -> list[torch.nn.Parameter
     return trained
 
 
+def param_groups(system: S2HandSystem, trained: list[torch.nn.Parameter], encoder_lr_factor: float) -> list[dict]:
+    """Adam's parameter groups: the encoder's trained parameters at `encoder_lr_factor` x the stage's
+    learning rate, the rest (heads, hourglass) at 1 x; each group carries its `lr_factor`."""
+    enc = {id(p) for p in system.net.encoder.parameters()}
+    groups = [{"params": [p for p in trained if id(p) in enc], "lr_factor": float(encoder_lr_factor)},
+              {"params": [p for p in trained if id(p) not in enc], "lr_factor": 1.0}]
+    return [g for g in groups if g["params"]]
+
+
 def weight_average(net: torch.nn.Module, decay: float) -> AveragedModel | None:
     """The moving average of `net`'s weights and buffers (module docstring); None when decay is 0."""
     if decay <= 0:
@@ -241,7 +252,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     if device.type == "cuda":
         torch.cuda.set_device(device)
     cuda = device.type == "cuda"
-    channels_last = cuda and rt.channels_last
+    channels_last = rt.channels_last  # CPU too: 15-30 % faster encoder steps there (docs/training.md)
 
     # data
     video = stage == "finetune_video"
@@ -289,9 +300,15 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                          f"fill one batch of {sched.batch_size} x {world} processes")
 
     # model
+    offsets = None
+    if tp.keypoint_convention == "calibrated" and stage != "pretrain_2d":
+        if paths.convention is None:
+            raise ValueError("train.keypoint_convention: calibrated needs the convention file (StagePaths.convention)")
+        offsets = torch.as_tensor(load_offsets(paths.convention), dtype=torch.float32)
+        fingerprint_files.append(paths.convention)
     torch.manual_seed(params.seed)
     system = S2HandSystem.from_params(params, paths.hand_model,
-                                      orthographic=video and vp.camera == "orthographic")
+                                      orthographic=video and vp.camera == "orthographic", keypoint_offsets=offsets)
     init_files: list[Path] = []
     if video:
         path = (init_from or {}).get("finetune")
@@ -314,7 +331,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     if cuda and rt.precision == "bf16":
         system.autocast_dtype = torch.bfloat16
     trained = set_trainable(system, stage)
-    optimizer = torch.optim.Adam(trained, lr=sched.lr, betas=(0.9, 0.999), fused=True if cuda else None)
+    optimizer = torch.optim.Adam(param_groups(system, trained, sched.encoder_lr_factor), lr=sched.lr,
+                                 betas=(0.9, 0.999), fused=True if cuda else None)
     average = weight_average(system.net, sched.ema)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -371,7 +389,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     if main and not resumed:
         logger.log_metrics({f"baseline/{k}": v for k, v in baseline.items()}, step=0)
         init_metrics = validate()
-        history.append({"epoch": 0, "step": 0, **init_metrics})
+        history.append({"epoch": 0, "step": 0, "images": 0, **init_metrics})
         logger.log_metrics({f"val/{k}": v for k, v in init_metrics.items()}, step=0)
         log.info("%s: before training %s; mean-pose baseline %s", stage, _fmt(init_metrics), _fmt(baseline))
 
@@ -389,14 +407,14 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     while epoch < sched.epochs and not done:
         lr = sched.lr * sched.lr_gamma ** (epoch // sched.lr_step)
         for g in optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_factor"]
         batches = plan(epoch)
         loader = DataLoader(train_ds, batch_sampler=batches[batch_in_epoch:], num_workers=rt.num_workers,
                             pin_memory=cuda, persistent_workers=False)
         for batch in loader:
             t0 = time.perf_counter()
             batch = _batch_to(batch, device, channels_last)
-            total, parts, terms = system.training_loss(batch, stage)
+            total, parts, terms = system.training_loss(batch, stage, sched.photometric)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -416,6 +434,11 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                 m.update({f"train/{k}": v for k, v in term_values.items()})
                 m.update({f"train/weighted_{k}": v for k, v in zip(parts, values[1 + len(terms):])})
                 logger.log_metrics(m, step=step)
+            if main and rt.val_every_steps and step % rt.val_every_steps == 0 and batch_in_epoch < len(batches):
+                vm = validate()  # a point of the learning curve inside an epoch (the epoch's end validates anyway)
+                history.append({"epoch": epoch, "step": step, "images": step * sched.batch_size * world, **vm})
+                logger.log_metrics({f"val/{k}": v for k, v in vm.items()}, step=step)
+                system.train()
             if step % rt.checkpoint_every == 0:
                 checkpoint(epoch, batch_in_epoch)
             if interrupt_at_step is not None and step == interrupt_at_step:
@@ -428,7 +451,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             epoch, batch_in_epoch = epoch + 1, 0
         if main and (epoch % rt.val_every == 0 or epoch == sched.epochs or done):
             vm = validate()
-            history.append({"epoch": epoch, "step": step, **vm})
+            history.append({"epoch": epoch, "step": step, "images": step * sched.batch_size * world, **vm})
             logger.log_metrics({f"val/{k}": v for k, v in vm.items()}, step=step)
             log.info("%s: epoch %d step %d lr %.2e: %s", stage, epoch, step, lr, _fmt(vm))
         checkpoint(epoch, batch_in_epoch)
@@ -441,7 +464,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         final = next((h for h in reversed(history) if h["step"] == step), None)
         if final is None or (baseline_joints is not None and STAGE_BRANCH[stage] != "2d" and step not in last_joints):
             # no validation at this step yet, or a resumed run whose last one's predictions are gone
-            final = {"epoch": epoch, "step": step, **validate()}
+            final = {"epoch": epoch, "step": step, "images": step * sched.batch_size * world, **validate()}
             history.append(final)
         vs_baseline = (baseline_comparison(last_joints[step], baseline_joints, val_table)
                        if baseline_joints is not None and step in last_joints else {})

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from s2hand.config import LossWeights, Params, TrainLossParams, VideoParams
+from s2hand.hand.convention import detector_keypoints
 from s2hand.hand.layer import HandLayer
 from s2hand.losses import (
     bone_orientation_loss,
@@ -53,6 +54,7 @@ from s2hand.losses import (
     video_loss,
     video_temporal_loss,
 )
+from s2hand.losses.placement import fit_placement, place_rigid
 from s2hand.losses.supervised import supervised_3d_loss
 from s2hand.nets import EncoderSpec, S2HandNet, axis_angle_facing_camera
 from s2hand.render import HandRenderer, RenderOutput, project
@@ -125,7 +127,10 @@ class S2HandSystem(nn.Module):
 
     def __init__(self, net: S2HandNet, layer: HandLayer, renderer: HandRenderer, weights: LossWeights,
                  loss: TrainLossParams, input_size: int, video: VideoParams | None = None,
-                 orthographic: bool = False, supervision: str = "self", full3d_weight: float = 1.0):
+                 orthographic: bool = False, supervision: str = "self", full3d_weight: float = 1.0,
+                 keypoint_offsets: Tensor | None = None):
+        """keypoint_offsets (21,): the detector's keypoint convention (s2hand.hand.convention) the
+        keypoint terms compare the detections with; None: the model's own keypoints (the paper)."""
         super().__init__()
         self.net = net
         self.layer = layer
@@ -137,15 +142,18 @@ class S2HandSystem(nn.Module):
         self.orthographic = bool(orthographic)  # projection and renderer (S2HAND(V) Table 8 variant)
         self.supervision = supervision  # "full3d": upper-bound ablation (s2hand.losses.supervised)
         self.full3d_weight = float(full3d_weight)
+        self.register_buffer("keypoint_offsets", None if keypoint_offsets is None
+                             else torch.as_tensor(keypoint_offsets, dtype=torch.float32))  # (21,)
         self.autocast_dtype: torch.dtype | None = None  # set to torch.bfloat16 for CUDA autocast
         self.ddp: nn.Module | None = None  # DistributedDataParallel(net) when training with DDP
 
     @classmethod
     def from_params(cls, params: Params, hand_model: str | Path, orthographic: bool = False,
-                    encoder_spec: EncoderSpec | None = None) -> "S2HandSystem":
+                    encoder_spec: EncoderSpec | None = None, keypoint_offsets: Tensor | None = None
+                    ) -> "S2HandSystem":
         """orthographic: project and render with u = fx X + cx (the finetune_video stage sets it
         from video.camera; the S2HAND stages always use the perspective camera). encoder_spec:
-        restoring a model file (build_net)."""
+        restoring a model file (build_net). keypoint_offsets: the detector's convention (__init__)."""
         layer = HandLayer.from_file(hand_model, params.hand.num_pca_comps, params.hand.flat_hand_mean)
         net = build_net(params, int(layer.faces.shape[0]), encoder_spec)
         r = params.render
@@ -154,7 +162,7 @@ class S2HandSystem(nn.Module):
                                 orthographic=orthographic, face_selection=r.face_selection)
         return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size,
                    video=params.video, orthographic=orthographic, supervision=params.train.supervision,
-                   full3d_weight=params.train.full3d_weight)
+                   full3d_weight=params.train.full3d_weight, keypoint_offsets=keypoint_offsets)
 
     # ----------------------------------------------------------------------------- forward
     def run_net(self, images: Tensor, branch: str, ddp: bool = True) -> dict:
@@ -200,8 +208,12 @@ class S2HandSystem(nn.Module):
             posed = pose_hand(self.layer, out["rot"], out["pose_pca"], out["shape"])
             pred = place_posed(posed, out["scale"], out["trans"], K, self.orthographic)
             extra["pred"] = pred
-            terms["loc"] = location_loss(pred.j_pro, kp, conf, lc.location, image_size=S)
-            terms["ori"] = bone_orientation_loss(pred.j_pro, kp, conf)
+            j_det = self.detector_projection(pred, K)  # (B, 21, 2) where the detector would put them
+            if lc.keypoint_placement == "fit" and self.supervision == "self":
+                terms.update(self._keypoint_terms_at_fitted_placement(out, kp, conf, K))
+            else:
+                terms["loc"] = location_loss(j_det, kp, conf, lc.location, image_size=S)
+                terms["ori"] = bone_orientation_loss(j_det, kp, conf)
             if ((self.weights.photo > 0) if photometric is None else photometric) and self.supervision == "self":
                 rend = self.render(self._photometric_geometry(pred, posed, out, K), out, K)
                 extra["render"] = rend
@@ -215,7 +227,7 @@ class S2HandSystem(nn.Module):
             terms["scale"] = scale_loss(pred.joints)
             terms["joint"] = joint_angle_loss(pred.full_pose[:, 3:])
             if out["kp2d"] is not None:
-                terms["cons"] = consistency_loss(pred.j_pro, out["kp2d"], image_size=S)
+                terms["cons"] = consistency_loss(j_det, out["kp2d"], image_size=S)
             if stage == "finetune_video":
                 terms.update(self.video_terms(out, pred))
             if self.supervision == "full3d":  # ground truth in place of E_loc, E_ori (and E_photo above)
@@ -223,11 +235,41 @@ class S2HandSystem(nn.Module):
                 terms["sup3d"] = self.full3d_term(batch, pred)
         return terms, extra
 
+    def _keypoint_terms_at_fitted_placement(self, out: dict, kp: Tensor, conf: Tensor, K: Tensor) -> dict[str, Tensor]:
+        """E_loc and E_ori under loss.keypoint_placement 'fit' (s2hand.losses.placement): each the sum
+        of the term at the best-fitting rigid placement of the predicted articulation (gradient to the
+        finger pose and shape) and the term at the network's placement with the articulation held
+        (gradient to rotation, scale and translation)."""
+        lc, S = self.loss_cfg, float(self.input_size)
+        posed = pose_hand(self.layer, torch.zeros_like(out["rot"]), out["pose_pca"], out["shape"]).joints  # (B, 21, 3)
+        fitted = fit_placement(posed, kp, conf, K, (out["rot"], out["scale"], out["trans"]), lc.placement_fit_iters,
+                               self.weights.ori, S, self.keypoint_offsets, self.orthographic)
+        j_art = place_rigid(posed, *fitted)
+        j_net = place_rigid(posed.detach(), out["rot"], out["scale"], out["trans"])
+        terms = {"loc": 0.0, "ori": 0.0}
+        for j in (j_art, j_net):
+            j_pro = project(detector_keypoints(j, self.keypoint_offsets), K, self.orthographic)
+            terms["loc"] = terms["loc"] + location_loss(j_pro, kp, conf, lc.location, image_size=S)
+            terms["ori"] = terms["ori"] + bone_orientation_loss(j_pro, kp, conf)
+        return terms
+
+    def detector_projection(self, pred: HandPrediction, K: Tensor) -> Tensor:
+        """(B, 21, 2) the predicted keypoints in the detector's convention, projected (input px); the
+        model's own projections pred.j_pro without a calibrated convention."""
+        if self.keypoint_offsets is None:
+            return pred.j_pro
+        return project(detector_keypoints(pred.joints, self.keypoint_offsets), K, self.orthographic)
+
     def _photometric_geometry(self, pred: HandPrediction, posed: PosedHand, out: dict, K: Tensor) -> HandPrediction:
-        """The hand E_pixel / E_SSIM see: `pred`, or under loss.photo_placement 'detach' the same
-        posed mesh placed with gradients blocked at the scale and translation outputs."""
-        if self.loss_cfg.photo_placement == "paper":
+        """The hand E_pixel / E_SSIM see: `pred` (loss.photo_placement 'paper'); under 'detach' the same
+        posed mesh placed with gradients blocked at the scale and translation outputs; under
+        'appearance' the mesh with no gradient at all, so that the photometric terms train only the
+        texture and light (and, through them, the encoder)."""
+        mode = self.loss_cfg.photo_placement
+        if mode == "paper":
             return pred
+        if mode == "appearance":
+            return pred._replace(verts=pred.verts.detach())
         return place_posed(posed, out["scale"].detach(), out["trans"].detach(), K, self.orthographic)
 
     def video_terms(self, out: dict, pred: HandPrediction) -> dict[str, Tensor]:
@@ -255,10 +297,11 @@ class S2HandSystem(nn.Module):
             raise ValueError("train.supervision: full3d needs ground-truth joints3d and verts in the training data")
         return supervised_3d_loss(pred.joints, pred.verts, batch["joints3d"], batch["verts"])
 
-    def training_loss(self, batch: dict[str, Tensor], stage: Stage
+    def training_loss(self, batch: dict[str, Tensor], stage: Stage, photometric: bool = True
                       ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
-        """(total, weighted parts, unweighted terms) of `stage`'s energy."""
-        terms, _ = self.loss_terms(batch, stage)
+        """(total, weighted parts, unweighted terms) of `stage`'s energy; photometric False leaves
+        E_pixel and E_SSIM out whatever weights.photo says (train.<stage>.photometric)."""
+        terms, _ = self.loss_terms(batch, stage, photometric=None if photometric else False)
         sup = {k: terms.pop(k) for k in ("sup3d",) if k in terms}  # full3d: weighted outside eq. 1
         total, parts = (video_loss if stage == "finetune_video" else s2hand_loss)(terms, self.weights)
         for k, v in sup.items():
