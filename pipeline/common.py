@@ -27,6 +27,7 @@ DATASET = Path("outputs/dataset")
 KEYPOINTS = Path("outputs/keypoints")
 HAND_MODEL = Path("outputs/hand_model/MANO_RIGHT.npz")
 CONVENTION = Path("outputs/convention/convention.json")  # the keypoint_convention stage's file
+PSEUDO_LABELS = Path("outputs/pseudo_labels/train.npz")  # the pseudo_labels stage's file
 
 
 def repo_root() -> Path:

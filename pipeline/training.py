@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
+from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, PSEUDO_LABELS, mlflow_run, stage_params
 from s2hand.io import write_json
 
 CHECKPOINTS = Path("outputs/checkpoints")
@@ -55,7 +55,7 @@ def run_stage(stage: str) -> dict:
     params = stage_params()
     paths = StagePaths(dataset=DATASET, keypoints=KEYPOINTS, hand_model=HAND_MODEL,
                        model_out=model_path(stage), resume_dir=RESUME / stage, pictures_dir=REPORTS,
-                       convention=CONVENTION)
+                       convention=CONVENTION, pseudo_labels=PSEUDO_LABELS)
     init_from = ({"pretrain_2d": model_path("pretrain_2d"), "pretrain_3d": model_path("pretrain_3d")}
                  if stage == "finetune" else {"finetune": model_path("finetune")} if stage == "finetune_video"
                  else None)

@@ -219,12 +219,6 @@ class TrainLossParams(Section):
     # the photometric terms pushed the hand out of view; docs/training.md, s2hand/train/system.py)
     # appearance: they reach no geometry output at all, only texture and light (s2hand/train/system.py)
     photo_placement: Literal["paper", "detach", "appearance"] = "detach"
-    # network (the paper): E_loc / E_ori score the finger pose at the network's own global rotation,
-    # scale and translation; fit: at the rigid placement that fits that pose best (a per-sample
-    # search of placement_fit_iters Adam steps), while the network's placement learns from the same
-    # terms with the pose held (s2hand/losses/placement.py)
-    keypoint_placement: Literal["network", "fit"] = "network"
-    placement_fit_iters: int = Field(20, ge=1, le=1000)
 
 
 class AugmentParams(Section):
@@ -253,6 +247,18 @@ class TrainRuntimeParams(Section):
     pictures: int = Field(4, ge=0, le=64)  # validation frames drawn per picture
 
 
+class PseudoLabelParams(Section):
+    """Distillation of per-frame keypoint fits (s2hand/losses/pseudo.py; not in the paper, whose
+    value is weight 0: no such term). The pseudo_labels stage fits the hand (hand.num_pca_comps
+    pose components) to each kept train frame's detections; every stage that trains the 3D branch
+    adds weight x E_pseudo to its energy."""
+
+    weight: float = Field(0.0, ge=0)  # 0: off (the paper)
+    shape_weight: float = Field(0.1, ge=0)  # the shape part of E_pseudo, relative to the pose part
+    iters: int = Field(100, ge=1, le=100000)  # Adam steps of each frame's fit
+    lr: float = Field(0.05, gt=0)  # Adam learning rate of the fits
+
+
 class TrainParams(Section):
     """Training stages pretrain_2d, pretrain_3d, finetune (s2hand/train, method.md s6)."""
 
@@ -270,12 +276,13 @@ class TrainParams(Section):
     # calibrated: with the model's keypoints moved to where the detector puts them, fitted to the
     # detections alone by the keypoint_convention stage (s2hand/hand/convention.py)
     keypoint_convention: Literal["model", "calibrated"] = "model"
+    pseudo_labels: PseudoLabelParams = PseudoLabelParams()
     model: TrainModelParams = TrainModelParams()
     loss: TrainLossParams = TrainLossParams()
     augment: AugmentParams = AugmentParams()
     runtime: TrainRuntimeParams = TrainRuntimeParams()
     pretrain_2d: StageSchedule = StageSchedule(epochs=1, lr=1e-3, lr_step=1, lr_gamma=0.5)
-    pretrain_3d: StageSchedule = StageSchedule(epochs=2, lr=1e-3, lr_step=1, lr_gamma=0.5)
+    pretrain_3d: StageSchedule = StageSchedule(epochs=3, lr=1e-3, lr_step=1, lr_gamma=0.5)
     finetune: StageSchedule = StageSchedule(epochs=1, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3)
     # S2HAND(V) (video section): paper like finetune; CPU default one short epoch (~90 s on 2 cores)
     finetune_video: StageSchedule = StageSchedule(epochs=1, lr=2.5e-4, lr_step=1, lr_gamma=1 / 3, batch_size=9)

@@ -9,9 +9,30 @@ from s2hand.config import ParamsError, flatten, load_params, validate_params
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# where params.yaml (the embedded default) departs from the schema's defaults, which are the paper's
+# method: each with the reason beside it in params.yaml (docs/training.md, "Learning on the embedded default")
+DEPARTURES = {
+    ("hand", "num_pca_comps"): (30, 6),
+    ("train", "keypoint_convention"): ("model", "calibrated"),
+    ("train", "pseudo_labels", "weight"): (0.0, 1.0),
+    ("train", "pretrain_3d", "photometric"): (True, False),
+}
+
+
+def _flatten(d: dict, prefix: tuple = ()) -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, prefix + (k,)) if isinstance(v, dict) else {prefix + (k,): v})
+    return out
+
+
 def test_repository_params_validate_and_match_schema_defaults():
-    p = load_params(ROOT / "params.yaml")
-    assert p == validate_params({}), "params.yaml should spell out the schema's defaults"
+    """params.yaml spells out every key at the schema's default, but for the listed departures."""
+    p = _flatten(load_params(ROOT / "params.yaml").model_dump())
+    d = _flatten(validate_params({}).model_dump())
+    assert p.keys() == d.keys()
+    differ = {k: (d[k], p[k]) for k in p if p[k] != d[k]}
+    assert differ == DEPARTURES, "params.yaml should spell out the schema's defaults (departures: DEPARTURES)"
 
 
 def test_paper_weights_are_the_defaults():

@@ -446,3 +446,23 @@ def test_total_weights_and_missing_terms():
     with pytest.raises(KeyError):
         s2hand_loss({"regu": one, "beta": one}, w)
     assert "2d" in S2HAND_TERMS
+
+
+def test_pseudo_label_loss_zero_at_the_target_masked_frames_ignored_and_nan_safe():
+    from s2hand.losses import pseudo_label_loss
+
+    torch.manual_seed(0)
+    pose, shape = torch.randn(4, 6, requires_grad=True), torch.randn(4, 10, requires_grad=True)
+    mask = torch.tensor([True, True, False, False])
+    tp = torch.cat([pose.detach()[:2], torch.full((2, 6), float("nan"))])
+    ts = torch.cat([shape.detach()[:2], torch.full((2, 10), float("nan"))])
+    e = pseudo_label_loss(pose, shape, tp, ts, mask)
+    assert e.item() == 0.0
+    # off the target: positive, the gradient finite (NaN targets of masked frames never leak) and only on kept frames
+    e = pseudo_label_loss(pose + 1.0, shape, tp, ts, mask, shape_weight=0.5)
+    assert e.item() == pytest.approx(1.0)
+    e.backward()
+    assert torch.isfinite(pose.grad).all() and pose.grad[2:].abs().sum() == 0 and pose.grad[:2].abs().sum() > 0
+    assert pseudo_label_loss(pose, shape, tp, ts, torch.zeros(4, dtype=torch.bool)).item() == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        pseudo_label_loss(pose, shape, tp[:, :5], ts, mask)

@@ -410,10 +410,57 @@ def test_each_step_logs_every_term_and_a_non_finite_loss_stops_the_stage(tiny_da
 
     real = S2HandSystem.training_loss
 
-    def nan_loss(self, batch, stage):
-        total, parts, terms = real(self, batch, stage)
+    def nan_loss(self, batch, stage, *args, **kwargs):
+        total, parts, terms = real(self, batch, stage, *args, **kwargs)
         return total * float("nan"), parts, terms
 
     monkeypatch.setattr(S2HandSystem, "training_loss", nan_loss)
     with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
         train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "nan", "pretrain_3d"))
+
+
+# ----------------------------------------------------------------------------- pseudo labels
+
+
+def test_pseudo_labels_fit_save_load_and_reach_the_training_energy(tiny_data, tmp_path):
+    """The pseudo_labels path end to end on tiny data: fits of some frames, saved by image name,
+    loaded onto the table (mask where a frame has none), then E_pseudo in pretrain_3d's logged
+    energy at train.pseudo_labels.weight; a file of another component count is refused."""
+    from s2hand.evaluate.keypoint_fit import fit_codes
+    from s2hand.hand.layer import HandLayer
+    from s2hand.train.pseudo_labels import load_pseudo_labels, save_pseudo_labels
+
+    data, kp_dir, hand = tiny_data
+    params = tiny_params(pseudo_labels={"weight": 2.0, "iters": 5}, runtime={"max_steps": 2})
+    table = load_split(data, "train")
+    kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
+    layer = HandLayer.from_file(hand, params.hand.num_pca_comps)
+    rows = np.arange(0, len(table), 2)
+    codes = fit_codes(layer, kp.peaks[rows], kp.conf[rows], table.K[rows], params.weights, 64.0, iters=5)
+    assert codes["pose"].shape == (len(rows), params.hand.num_pca_comps) and np.isfinite(codes["pose"]).all()
+    path = tmp_path / "pseudo.npz"
+    save_pseudo_labels(path, table.image[rows], codes)
+    t = load_pseudo_labels(path, table, params.hand.num_pca_comps)
+    assert t["pseudo_mask"].tolist() == [i % 2 == 0 for i in range(len(table))]
+    np.testing.assert_allclose(t["pseudo_pose"][rows], codes["pose"], rtol=1e-6)
+    assert not t["pseudo_pose"][1::2].any()
+    with pytest.raises(ValueError, match="pose components"):
+        load_pseudo_labels(path, table, params.hand.num_pca_comps + 1)
+
+    class Recorder:
+        steps: dict = {}
+
+        def log_metrics(self, metrics, step):
+            self.steps.setdefault(step, {}).update(metrics)
+
+        def log_artifact(self, path, artifact_path=None):
+            pass
+
+    paths = paths_for(tiny_data, tmp_path, "pretrain_3d")
+    with pytest.raises(FileNotFoundError, match="pseudo_labels"):
+        train_stage(params, "pretrain_3d", paths)
+    paths.pseudo_labels = path
+    rec = Recorder()
+    train_stage(params, "pretrain_3d", paths, logger=rec)
+    m = rec.steps[1]
+    assert m["train/pseudo"] > 0 and m["train/weighted_pseudo"] == pytest.approx(2.0 * m["train/pseudo"], rel=1e-5)

@@ -80,16 +80,17 @@ def keypoint_energy(layer: HandLayer, code: dict[str, Tensor], kp: Tensor, conf:
     return w.geo * geo + w.regu * regu
 
 
-def fit_to_keypoints(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,
-                     image_size: float, iters: int = 300, lr: float = 0.02, chunk: int = 256,
-                     offsets: np.ndarray | None = None) -> KeypointFit:
-    """Per-frame fit (module docstring). kp (N, 21, 2) px, conf (N, 21), K (N, 3, 3) for the
+def fit_codes(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,
+              image_size: float, iters: int = 300, lr: float = 0.02, chunk: int = 256,
+              offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-frame fit (module docstring): the fitted codes, {"rot" (N, 3), "pose" (N, P), "shape"
+    (N, 10), "scale" (N, 1), "trans" (N, 3)}. kp (N, 21, 2) px, conf (N, 21), K (N, 3, 3) for the
     keypoints' image of side `image_size` px; offsets (21,): the detector's convention (None: the
-    model's keypoints). Frames go `chunk` at a time (memory). j_pro are the model's keypoints."""
+    model's keypoints). Frames go `chunk` at a time (memory)."""
     if iters < 1:
-        raise ValueError(f"fit_to_keypoints: iters must be >= 1, got {iters}")
+        raise ValueError(f"fit_codes: iters must be >= 1, got {iters}")
     n = len(kp)
-    out: list[tuple[np.ndarray, ...]] = []
+    out: dict[str, list[np.ndarray]] = {}
     layer = layer.to("cpu")
     off = None if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
     for a in range(0, n, chunk):
@@ -103,10 +104,20 @@ def fit_to_keypoints(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.n
             opt.zero_grad(set_to_none=True)
             (len(k) * keypoint_energy(layer, code, k, c, cam, weights, image_size, off)).backward()
             opt.step()
-        with torch.no_grad():
-            joints, verts, j_pro, _ = decode(layer, code, cam)
-        out.append((joints.numpy(), verts.numpy(), j_pro.numpy()))
-    return KeypointFit(*(np.concatenate([o[i] for o in out]) for i in range(3)))
+        for name, v in code.items():
+            out.setdefault(name, []).append(v.detach().numpy())
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def fit_to_keypoints(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,
+                     image_size: float, iters: int = 300, lr: float = 0.02, chunk: int = 256,
+                     offsets: np.ndarray | None = None) -> KeypointFit:
+    """fit_codes decoded: joints and vertices in camera space, j_pro the model's keypoints."""
+    codes = fit_codes(layer, kp, conf, K, weights, image_size, iters, lr, chunk, offsets)
+    with torch.no_grad():
+        joints, verts, j_pro, _ = decode(layer.to("cpu"), {k: torch.as_tensor(v) for k, v in codes.items()},
+                                         torch.as_tensor(K, dtype=torch.float32))
+    return KeypointFit(joints.numpy(), verts.numpy(), j_pro.numpy())
 
 
 def calibrate_convention(layer: HandLayer, kp: np.ndarray, conf: np.ndarray, K: np.ndarray, weights: LossWeights,

@@ -35,10 +35,12 @@ from .temporal import (
     texture_shape_loss,
     video_temporal_loss,
 )
+from .pseudo import pseudo_label_loss
 from .supervised import supervised_3d_loss
 from .total import S2HAND_TERMS, VIDEO_TERMS, s2hand_loss, video_loss
 
 __all__ = [
+    "pseudo_label_loss",
     "REFERENCE_SIZE", "SMOOTH_L1_BETA", "S2HAND_TERMS", "VIDEO_TERMS",
     "location_loss", "bone_orientation_loss", "branch2d_loss", "consistency_loss", "smooth_l1_distance",
     "pixel_loss", "ssim_loss",

@@ -93,8 +93,15 @@ class HandFrames(Dataset):
     """Frames of one split with their detected keypoints (module docstring)."""
 
     def __init__(self, table: FrameTable, root: str | Path, keypoints: Keypoints | None,
-                 input_size: int, augment: AugmentParams | None = None, seed: int = 0):
+                 input_size: int, augment: AugmentParams | None = None, seed: int = 0,
+                 targets: dict[str, np.ndarray] | None = None):
+        """targets: extra per-row arrays (N, ...) passed through as they are (pseudo labels:
+        s2hand.train.pseudo_labels.load_pseudo_labels)."""
         self.table, self.root = table, Path(root)
+        self.targets = targets or {}
+        for name, v in self.targets.items():
+            if len(v) != len(table):
+                raise ValueError(f"target {name!r}: {len(v)} rows for {len(table)} frames")
         self.kp = keypoints
         if keypoints is not None and len(keypoints) != len(table):
             raise ValueError(f"{len(keypoints)} keypoint rows for {len(table)} frames")
@@ -144,6 +151,8 @@ class HandFrames(Dataset):
             kp = np.where(conf[:, None] > 0, apply_affine(self.kp.peaks[index].astype(np.float64), M), 0.0)
             out["kp"] = torch.as_tensor(kp, dtype=torch.float32)
             out["conf"] = torch.as_tensor(conf, dtype=torch.float32)
+        for name, v in self.targets.items():
+            out[name] = torch.as_tensor(v[index])
         Rz = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
         t = self.table
         if t.joints3d is not None:

@@ -86,6 +86,7 @@ from .evaluate import (
 )
 from .graphs import capture_network
 from .pictures import picture_grid, save_png
+from .pseudo_labels import load_pseudo_labels
 from .system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
 
 log = logging.getLogger("s2hand.train")
@@ -121,6 +122,7 @@ class StagePaths:
     pictures_dir: Path | None = None
     wild_stretches: Path | None = None  # finetune_video with video.extra_wild: the yt3d filter's stretches.json
     convention: Path | None = None  # train.keypoint_convention calibrated: the keypoint_convention stage's file
+    pseudo_labels: Path | None = None  # train.pseudo_labels.weight > 0: the pseudo_labels stage's train.npz
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -283,7 +285,16 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                                        rank, world, subset=rows, max_batches=vp.max_batches)
         return epoch_batches(len(train_ds), sched.batch_size, params.seed, ep, rank, world, subset=rows)
 
-    train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed)
+    targets = None
+    if tp.pseudo_labels.weight > 0 and stage != "pretrain_2d" and tp.supervision == "self":
+        if paths.pseudo_labels is None or not paths.pseudo_labels.is_file():
+            raise FileNotFoundError(f"train.pseudo_labels.weight > 0 needs the pseudo_labels stage's file, "
+                                    f"got {paths.pseudo_labels}")
+        targets = load_pseudo_labels(paths.pseudo_labels, train_table, params.hand.num_pca_comps)
+        fingerprint_files.append(paths.pseudo_labels)
+        log.info("%s: pseudo labels for %d of %d train frames (%d kept by the filters)", stage,
+                 int(targets["pseudo_mask"].sum()), len(train_table), int(targets["pseudo_mask"][rows].sum()))
+    train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed, targets)
     val_table = load_split(paths.dataset, "val")
     val_kp_path = paths.keypoints / "val.json"
     val_kp = load_keypoints(val_kp_path).reorder(val_table.image) if val_kp_path.is_file() else None

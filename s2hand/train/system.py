@@ -45,6 +45,7 @@ from s2hand.losses import (
     joint_angle_loss,
     location_loss,
     pixel_loss,
+    pseudo_label_loss,
     s2hand_loss,
     scale_loss,
     shape_loss,
@@ -54,7 +55,6 @@ from s2hand.losses import (
     video_loss,
     video_temporal_loss,
 )
-from s2hand.losses.placement import fit_placement, place_rigid
 from s2hand.losses.supervised import supervised_3d_loss
 from s2hand.nets import EncoderSpec, S2HandNet, axis_angle_facing_camera
 from s2hand.render import HandRenderer, RenderOutput, project
@@ -128,9 +128,11 @@ class S2HandSystem(nn.Module):
     def __init__(self, net: S2HandNet, layer: HandLayer, renderer: HandRenderer, weights: LossWeights,
                  loss: TrainLossParams, input_size: int, video: VideoParams | None = None,
                  orthographic: bool = False, supervision: str = "self", full3d_weight: float = 1.0,
-                 keypoint_offsets: Tensor | None = None):
+                 keypoint_offsets: Tensor | None = None, pseudo_weight: float = 0.0, pseudo_shape_weight: float = 0.1):
         """keypoint_offsets (21,): the detector's keypoint convention (s2hand.hand.convention) the
-        keypoint terms compare the detections with; None: the model's own keypoints (the paper)."""
+        keypoint terms compare the detections with; None: the model's own keypoints (the paper).
+        pseudo_weight: weight of E_pseudo (s2hand.losses.pseudo) on batches that carry the
+        pseudo_labels stage's fits ("pseudo_pose", "pseudo_shape", "pseudo_mask"); 0: the paper."""
         super().__init__()
         self.net = net
         self.layer = layer
@@ -142,6 +144,7 @@ class S2HandSystem(nn.Module):
         self.orthographic = bool(orthographic)  # projection and renderer (S2HAND(V) Table 8 variant)
         self.supervision = supervision  # "full3d": upper-bound ablation (s2hand.losses.supervised)
         self.full3d_weight = float(full3d_weight)
+        self.pseudo_weight, self.pseudo_shape_weight = float(pseudo_weight), float(pseudo_shape_weight)
         self.register_buffer("keypoint_offsets", None if keypoint_offsets is None
                              else torch.as_tensor(keypoint_offsets, dtype=torch.float32))  # (21,)
         self.autocast_dtype: torch.dtype | None = None  # set to torch.bfloat16 for CUDA autocast
@@ -162,7 +165,9 @@ class S2HandSystem(nn.Module):
                                 orthographic=orthographic, face_selection=r.face_selection)
         return cls(net, layer, renderer, params.weights, params.train.loss, params.train.input_size,
                    video=params.video, orthographic=orthographic, supervision=params.train.supervision,
-                   full3d_weight=params.train.full3d_weight, keypoint_offsets=keypoint_offsets)
+                   full3d_weight=params.train.full3d_weight, keypoint_offsets=keypoint_offsets,
+                   pseudo_weight=params.train.pseudo_labels.weight,
+                   pseudo_shape_weight=params.train.pseudo_labels.shape_weight)
 
     # ----------------------------------------------------------------------------- forward
     def run_net(self, images: Tensor, branch: str, ddp: bool = True) -> dict:
@@ -209,11 +214,8 @@ class S2HandSystem(nn.Module):
             pred = place_posed(posed, out["scale"], out["trans"], K, self.orthographic)
             extra["pred"] = pred
             j_det = self.detector_projection(pred, K)  # (B, 21, 2) where the detector would put them
-            if lc.keypoint_placement == "fit" and self.supervision == "self":
-                terms.update(self._keypoint_terms_at_fitted_placement(out, kp, conf, K))
-            else:
-                terms["loc"] = location_loss(j_det, kp, conf, lc.location, image_size=S)
-                terms["ori"] = bone_orientation_loss(j_det, kp, conf)
+            terms["loc"] = location_loss(j_det, kp, conf, lc.location, image_size=S)
+            terms["ori"] = bone_orientation_loss(j_det, kp, conf)
             if ((self.weights.photo > 0) if photometric is None else photometric) and self.supervision == "self":
                 rend = self.render(self._photometric_geometry(pred, posed, out, K), out, K)
                 extra["render"] = rend
@@ -230,28 +232,14 @@ class S2HandSystem(nn.Module):
                 terms["cons"] = consistency_loss(j_det, out["kp2d"], image_size=S)
             if stage == "finetune_video":
                 terms.update(self.video_terms(out, pred))
+            if self.pseudo_weight > 0 and self.supervision == "self" and "pseudo_pose" in batch:
+                terms["pseudo"] = pseudo_label_loss(out["pose_pca"], out["shape"], batch["pseudo_pose"],
+                                                    batch["pseudo_shape"], batch["pseudo_mask"],
+                                                    self.pseudo_shape_weight)
             if self.supervision == "full3d":  # ground truth in place of E_loc, E_ori (and E_photo above)
                 del terms["loc"], terms["ori"]
                 terms["sup3d"] = self.full3d_term(batch, pred)
         return terms, extra
-
-    def _keypoint_terms_at_fitted_placement(self, out: dict, kp: Tensor, conf: Tensor, K: Tensor) -> dict[str, Tensor]:
-        """E_loc and E_ori under loss.keypoint_placement 'fit' (s2hand.losses.placement): each the sum
-        of the term at the best-fitting rigid placement of the predicted articulation (gradient to the
-        finger pose and shape) and the term at the network's placement with the articulation held
-        (gradient to rotation, scale and translation)."""
-        lc, S = self.loss_cfg, float(self.input_size)
-        posed = pose_hand(self.layer, torch.zeros_like(out["rot"]), out["pose_pca"], out["shape"]).joints  # (B, 21, 3)
-        fitted = fit_placement(posed, kp, conf, K, (out["rot"], out["scale"], out["trans"]), lc.placement_fit_iters,
-                               self.weights.ori, S, self.keypoint_offsets, self.orthographic)
-        j_art = place_rigid(posed, *fitted)
-        j_net = place_rigid(posed.detach(), out["rot"], out["scale"], out["trans"])
-        terms = {"loc": 0.0, "ori": 0.0}
-        for j in (j_art, j_net):
-            j_pro = project(detector_keypoints(j, self.keypoint_offsets), K, self.orthographic)
-            terms["loc"] = terms["loc"] + location_loss(j_pro, kp, conf, lc.location, image_size=S)
-            terms["ori"] = terms["ori"] + bone_orientation_loss(j_pro, kp, conf)
-        return terms
 
     def detector_projection(self, pred: HandPrediction, K: Tensor) -> Tensor:
         """(B, 21, 2) the predicted keypoints in the detector's convention, projected (input px); the
@@ -302,9 +290,10 @@ class S2HandSystem(nn.Module):
         """(total, weighted parts, unweighted terms) of `stage`'s energy; photometric False leaves
         E_pixel and E_SSIM out whatever weights.photo says (train.<stage>.photometric)."""
         terms, _ = self.loss_terms(batch, stage, photometric=None if photometric else False)
-        sup = {k: terms.pop(k) for k in ("sup3d",) if k in terms}  # full3d: weighted outside eq. 1
+        # full3d's E_sup3d and E_pseudo: weighted outside eq. 1
+        sup = {k: terms.pop(k) for k in ("sup3d", "pseudo") if k in terms}
         total, parts = (video_loss if stage == "finetune_video" else s2hand_loss)(terms, self.weights)
         for k, v in sup.items():
-            parts[k] = self.full3d_weight * v
+            parts[k] = (self.full3d_weight if k == "sup3d" else self.pseudo_weight) * v
             total, terms[k] = total + parts[k], v
         return total, parts, terms
