@@ -74,6 +74,9 @@ def run_stage(stage: str) -> dict:
         run_id_file.write_text(run.info.run_id + "\n")
         summary = train_stage(params, stage, paths, init_from=init_from, logger=MlflowLogger())
     report = {k: v for k, v in summary.items() if k != "history"}
+    # the validation curve (learning-curve figure of the evaluate stage): images seen in this stage
+    report["curve"] = [{"images": h.get("images", 0), "step": h["step"], "pa_mpjpe_cm": h["pa_mpjpe_cm"]}
+                       for h in summary.get("history", []) if "pa_mpjpe_cm" in h]
     write_json(REPORTS / f"{stage}.json", report)
     val, base = summary["val"], summary["baseline_mean_pose"]
     if "pa_mpjpe_cm" in val:
