@@ -1,5 +1,7 @@
 """Stage evaluate: S2HAND (finetune) and S2HAND(V) (finetune_video) and the mean-pose baseline on
-the test split; the report, metrics and plots (s2hand.evaluate.stage), logged to MLflow.
+the test split; the report, metrics and plots (s2hand.evaluate.stage), and the learning curve of
+the 3D-training stages beside the references in reports/learning_curves/ (s2hand/curves.py), all
+logged to MLflow.
 
     python -m pipeline.evaluate          # or: dvc repro evaluate
     dvc metrics show ; dvc plots show    # reports/metrics.json ; reports/evaluate/*.csv
@@ -17,10 +19,12 @@ from pathlib import Path
 
 from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
 from pipeline.training import model_path
+from s2hand.curves import draw_pipeline_curves
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
 from s2hand.hand.convention import load_offsets
 
 REPORTS = Path("reports")
+LEARNING_CURVE = REPORTS / "evaluate" / "learning_curve.png"  # s2hand/curves.py
 EVALUATED = {"s2hand": "finetune", "s2hand_v": "finetune_video"}  # model name -> training stage
 log = logging.getLogger("pipeline.evaluate")
 
@@ -68,6 +72,8 @@ def main() -> dict:
         offsets = load_offsets(CONVENTION) if params.train.keypoint_convention == "calibrated" else None
         summary = run_evaluation(params.evaluate, params.video, paths, params.weights, params.train, offsets)
         mlflow.log_metrics(_flat(summary["metrics"]))
+        curve = draw_pipeline_curves(REPORTS / "train", LEARNING_CURVE, f"this run ({params.detect.backend} keypoints)")
+        mlflow.log_artifact(str(curve), artifact_path="reports/evaluate")
         mlflow.log_metric("seconds", summary["setup"]["seconds"])
         for f in summary["files"]:
             mlflow.log_artifact(str(f), artifact_path="reports" if f.parent == REPORTS else "reports/evaluate")

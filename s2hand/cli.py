@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablations": ("the paper's ablations as DVC experiments: list, run, queue, report",
                   "s2hand.ablations.cli:ABLATIONS"),
     "mlflow-ui": ("open the MLflow UI on 127.0.0.1 over mlruns.db", "s2hand.ablations.cli:MLFLOW_UI"),
+    "curves": ("learning-curve references from DVC experiments (reports/learning_curves/)", "s2hand.ablations.cli:CURVES"),
 }
 
 

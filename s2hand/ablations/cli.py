@@ -104,3 +104,29 @@ def _ui_run(args: argparse.Namespace) -> int:
 ABLATIONS = Command(help="the paper's ablations as DVC experiments: list, run, queue, report",
                     add_arguments=_arguments, run=_run)
 MLFLOW_UI = Command(help="open the MLflow UI on 127.0.0.1 over mlruns.db", add_arguments=_ui_arguments, run=_ui_run)
+
+
+# ---- s2hand curves -----------------------------------------------------------------------------
+
+
+def _curves_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    e = sub.add_parser("export", help="a finished DVC experiment's learning curve as a reference for the "
+                                      "evaluate stage's figure (reports/learning_curves/)")
+    e.add_argument("--exp", required=True, help="DVC experiment name (dvc exp list)")
+    e.add_argument("--label", required=True, help='legend label, e.g. "exact 2D (WSL)"')
+    e.add_argument("--out-dir", default="reports/learning_curves")
+
+
+def _curves_run(args: argparse.Namespace) -> int:
+    from s2hand.curves import export_reference
+
+    try:
+        print(export_reference(args.exp, args.label, args.out_dir))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
+CURVES = Command(help="learning-curve references from DVC experiments", add_arguments=_curves_arguments,
+                 run=_curves_run)
