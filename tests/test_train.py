@@ -204,7 +204,7 @@ def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_
     paths = paths_for(tiny_data, tmp_path / "c", "pretrain_3d")
     with pytest.raises(TrainingInterrupted):
         train_stage(params, "pretrain_3d", paths, interrupt_at_step=3)
-    ck = torch.load(paths.resume_dir / "last.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(paths.resume_dir / "last.pt", map_location="cpu", weights_only=True)
     assert (ck["step"], ck["epoch"], ck["batch"]) == (2, 0, 2)
     assert ck["optimizer"]["state"] and all(s["step"] == 2 for s in ck["optimizer"]["state"].values())
     s3 = train_stage(params, "pretrain_3d", paths)
@@ -247,7 +247,7 @@ def test_weight_average_is_what_validation_and_the_model_file_hold_and_it_resume
 
     with pytest.raises(TrainingInterrupted):  # the checkpoint at step 1 holds the average too
         run("resumed", 2, d, interrupt_at_step=1)
-    assert torch.load(tmp_path / "resumed" / ".resume" / "pretrain_3d" / "last.pt", weights_only=False)["average"]
+    assert torch.load(tmp_path / "resumed" / ".resume" / "pretrain_3d" / "last.pt", weights_only=True)["average"]
     resumed, paths = run("resumed", 2, d)
     assert resumed["resumed"]
     _assert_same_state(avg, _net_state(paths.model_out))
@@ -260,6 +260,25 @@ def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
         train_stage(tiny_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
     s = train_stage(params, "pretrain_2d", paths)  # other params: starts afresh
     assert not s["resumed"] and s["steps"] == 1 and s["vs_baseline"] == {}  # no 3D output
+
+
+class _Planted:
+    """Unpickling this runs code: what a planted resume file would do."""
+
+    def __init__(self, flag):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (os.mknod, (self.flag,))
+
+
+def test_planted_resume_checkpoint_runs_no_code(tiny_data, tmp_path):
+    paths = paths_for(tiny_data, tmp_path, "pretrain_2d")
+    paths.resume_dir.mkdir(parents=True)
+    flag = tmp_path / "pwned"
+    torch.save({"fingerprint": "x", "p": _Planted(flag)}, paths.resume_dir / "last.pt")
+    s = train_stage(tiny_params(runtime={"max_steps": 1}), "pretrain_2d", paths)
+    assert not flag.exists() and not s["resumed"] and s["steps"] == 1
 
 
 def test_resume_fingerprint_covers_params_inputs_and_code(tiny_data, monkeypatch):

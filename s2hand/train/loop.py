@@ -166,6 +166,18 @@ def save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def read_resume_checkpoint(path: Path) -> dict | None:
+    """A resume checkpoint read with weights_only=True (tensors, containers and numbers only: a
+    planted file cannot run code), or None (with a warning) when it cannot be read that way."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file: start afresh
+        log.warning("%s: not a resume checkpoint that loads safely (%s); starting afresh",
+                    path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None
+    return ck if isinstance(ck, dict) else None
+
+
 def load_branch_weights(net: torch.nn.Module, path: Path, prefixes: tuple[str, ...]) -> int:
     """Copy the tensors whose names start with `prefixes` from a model file into `net`; refuses a
     file whose encoder spec (architecture, input statistics) differs from `net`'s."""
@@ -355,8 +367,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     ckpt_path = paths.resume_dir / "last.pt"
     epoch, batch_in_epoch, step, history = 0, 0, 0, []
     resumed = False
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ck = read_resume_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    if ck is not None:
         if ck.get("fingerprint") == fingerprint:
             system.net.load_state_dict(ck["net"])
             optimizer.load_state_dict(ck["optimizer"])
