@@ -97,6 +97,7 @@ def test_prepare_keeps_projection_consistent():
     ("bad_K", "need \\[\\[fx,0,cx\\]"),
     ("bad_checkpoint", "not a torch checkpoint"),
     ("not_video", "not a readable video"),
+    ("truncated", "truncated JPEG"),
 ])
 def test_predict_errors(setup, tmp_path, capsys, case, message):
     src, extra = setup["images"], []
@@ -111,6 +112,11 @@ def test_predict_errors(setup, tmp_path, capsys, case, message):
     elif case == "bad_checkpoint":
         (tmp_path / "x.pt").write_bytes(b"junk")
         extra = ["--checkpoint", str(tmp_path / "x.pt")]
+    elif case == "truncated":
+        src = tmp_path / "frames"
+        src.mkdir()
+        ok, jpg = cv2.imencode(".jpg", np.full((48, 48, 3), 128, np.uint8))
+        (src / "a.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
     elif case == "not_video":
         src = tmp_path / "clip.mp4"
         src.write_bytes(b"junk")

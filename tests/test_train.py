@@ -184,6 +184,36 @@ def test_pretraining_stages_use_their_branch_only(tiny_data, stage, expected):
 # ----------------------------------------------------------------------------- loop
 
 
+def _with_truncated_frame(tiny_data, tmp_path) -> tuple[tuple, str]:
+    """A copy of the tiny dataset whose first train image is a JPEG cut in half."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data[0], data)
+    rel = str(load_split(data, "train").image[0])
+    jpg = (data / rel).read_bytes()
+    (data / rel).write_bytes(jpg[: len(jpg) // 2])
+    return (data, *tiny_data[1:]), rel
+
+
+def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_path):
+    from s2hand.train.data import BadFrame, collate_skipping
+
+    data, rel = _with_truncated_frame(tiny_data, tmp_path)
+    table = load_split(data[0], "train")
+    with pytest.raises(BadFrame, match="truncated JPEG"):
+        HandFrames(table, data[0], None, 64)[0]
+    ds = HandFrames(table, data[0], None, 64, skip_bad=True)
+    assert ds[0] is None and ds[1] is not None
+    # the window holding the bad frame is dropped whole, so a video batch still reshapes to (m, n)
+    batch = collate_skipping([ds[1], ds[0], ds[2], ds[3]], window=2)
+    assert batch["image"].shape[0] == 2 and int(batch["skipped"]) == 1
+    assert torch.equal(batch["index"], torch.tensor([2, 3]))
+    assert set(collate_skipping([None, None])) == {"skipped"}
+    s = train_stage(tiny_params(runtime={"max_steps": 3}), "pretrain_2d", paths_for(data, tmp_path / "run", "pretrain_2d"))
+    assert s["skipped_frames"] == 1 and s["steps"] == 3
+
+
 def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_weights(tiny_data, tmp_path):
     params = tiny_params()
     # uninterrupted, twice: same seed, same weights

@@ -57,10 +57,13 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise CommandError(f"{path}: not a readable image")
+    """(H, W, 3) uint8 RGB by the checked reader every stage shares (s2hand.detect.images): a
+    missing, truncated or undecodable image is an error, never a silently grey-filled frame."""
+    from s2hand.detect.images import read_image as read_checked
+
+    img, failure = read_checked(path)
+    if failure is not None:
+        raise CommandError(f"{path}: not a readable image ({failure.reason})")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
