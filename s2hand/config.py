@@ -80,6 +80,9 @@ class SyntheticParams(Section):
 class DataParams(Section):
     name: Literal["synthetic", "freihand", "ho3d", "stb", "yt3d"] = "synthetic"
     raw_dir: str = "data"  # user-supplied archives and files (tracked by data.dvc)
+    # an archive that unpacks to more than this, or to more than this ratio of its size, is refused
+    extract_max_gb: float = Field(200.0, gt=0)
+    extract_max_ratio: float = Field(100.0, ge=1)
     synthetic: SyntheticParams = SyntheticParams()
 
 
