@@ -35,7 +35,8 @@ def main() -> None:
     else:
         from s2hand.data.prepare import prepare_real
 
-        meta = prepare_real(p.data.name, Path(p.data.raw_dir), DATASET)
+        meta = prepare_real(p.data.name, Path(p.data.raw_dir), DATASET,
+                            extract_limits=(p.data.extract_max_gb * 1e9, p.data.extract_max_ratio))
     from s2hand.data.contact_sheet import contact_sheet
 
     contact_sheet(DATASET, SHEET)

@@ -1,3 +1,5 @@
+import sys
+
 from s2hand.cli import main
 
-main()
+sys.exit(main())

@@ -14,6 +14,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,21 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from s2hand.metrics.freihand import ALL_METRIC_KEYS, evaluate_freihand
     from s2hand.metrics.submission import SubmissionError, read_freihand_gt, read_submission
 
+    for flag, path in (("--out", args.out), ("--curves", args.curves)):
+        if path is not None and Path(path).is_dir():
+            raise CommandError(f"{flag} {path}: is a folder; give the JSON file to write")
     try:
         gt_xyz, gt_verts = read_freihand_gt(args.gt, args.set_name)
         xyz, verts = read_submission(args.pred, expect_n=len(gt_xyz), fmt=args.format)
         result = evaluate_freihand(gt_xyz, gt_verts, xyz, verts, with_curves=True)
     except (SubmissionError, ValueError) as e:
         raise CommandError(str(e)) from None
-    # NaN (mesh errors of a non-MANO mesh) is not JSON: write null
-    write_json(args.out, {k: (None if math.isnan(result[k]) else result[k]) for k in ALL_METRIC_KEYS})
-    if args.curves:
-        write_json(args.curves, result["curves"])
+    try:  # NaN (mesh errors of a non-MANO mesh) is not JSON: write null
+        write_json(args.out, {k: (None if math.isnan(result[k]) else result[k]) for k in ALL_METRIC_KEYS})
+        if args.curves:
+            write_json(args.curves, result["curves"])
+    except OSError as e:
+        raise CommandError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
     print(f"MPJPE {result['mpjpe_cm']:.3f} cm, AUC_J {result['auc_j']:.3f}, MPVPE {result['mpvpe_cm']:.3f} cm, "
           f"AUC_V {result['auc_v']:.3f}, F5 {result['f5']:.3f}, F15 {result['f15']:.3f} (Procrustes-aligned) "
           f"-> {args.out}")

@@ -12,6 +12,7 @@ Usage:
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,9 +23,10 @@ from s2hand.search.plan import GridSearchParams  # the grid_search section (plai
 
 
 class Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are immutable."""
+    """Base of every section: unknown keys are errors, values are immutable, numbers are numbers
+    (strict: no '0.1' strings or true/false for a float) and finite (no .inf / .nan)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class OpenHandParams(Section):
@@ -78,6 +80,9 @@ class SyntheticParams(Section):
 class DataParams(Section):
     name: Literal["synthetic", "freihand", "ho3d", "stb", "yt3d"] = "synthetic"
     raw_dir: str = "data"  # user-supplied archives and files (tracked by data.dvc)
+    # an archive that unpacks to more than this, or to more than this ratio of its size, is refused
+    extract_max_gb: float = Field(200.0, gt=0)
+    extract_max_ratio: float = Field(100.0, ge=1)
     synthetic: SyntheticParams = SyntheticParams()
 
 
@@ -89,7 +94,8 @@ class MediapipeParams(Section):
     min_presence_confidence: float = Field(0.2, ge=0, le=1)
     upscale: float = Field(1.0, gt=0, le=8)
     # paddings (fraction of the image side) tried in turn until a hand is found
-    pad: tuple[Annotated[float, Field(ge=0, le=2)], ...] = Field((0.5, 0.0, 1.0), min_length=1, max_length=6)
+    pad: tuple[Annotated[float, Field(ge=0, le=2)], ...] = Field((0.5, 0.0, 1.0), min_length=1, max_length=6,
+                                                                 strict=False)  # a YAML list; items strict
     border_margin: float = Field(0.05, ge=0, le=1)
     # a result whose hands are all of the other side: keep its best hand, or drop it (next padding)
     wrong_side: Literal["keep", "drop"] = "keep"
@@ -370,13 +376,48 @@ def validate_params(raw: dict, source: str = "params") -> Params:
         raise ParamsError(_format(err, source, raw)) from None
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """safe_load, but 1e-5 is a float as in YAML 1.2 (and DVC's `-S`), not the string of YAML 1.1."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def missing_sections(raw: dict, model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Dotted names of the sections (nested schema models) that `raw` leaves out."""
+    model = Params if model is None else model
+    out = []
+    for name, field in model.model_fields.items():
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            if not isinstance(raw.get(name), dict):
+                out.append(prefix + name)
+            else:
+                out += missing_sections(raw[name], sub, f"{prefix}{name}.")
+    return out
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
+    """The params file, validated; every section must be spelt out (a deleted or misspelt section
+    is an error, never a silent fall-back to the defaults)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: no such params file")
-    with path.open() as f:
-        raw = yaml.safe_load(f)
-    return validate_params(raw, str(path))
+    try:
+        raw = yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ParamsError(f"{where}: YAML syntax error: {e.problem or e.context}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: not a YAML file ({e})") from None
+    params = validate_params(raw, str(path))
+    missing = missing_sections(raw or {})
+    if missing:
+        raise ParamsError(f"{path}: missing sections (deleted or misspelt?): {', '.join(missing)}")
+    return params
 
 
 def flatten(params: Params) -> dict[str, object]:

@@ -3,10 +3,14 @@
     with atomic_dir("outputs/dataset") as tmp:   # write everything under tmp
         ...
     # on success tmp is renamed to outputs/dataset (the old one replaced); on error it is removed
+
+A process killed outright (kill -9, power loss) cannot remove its tmp folder: the next atomic_dir
+of the same target removes the ones whose writer (the pid in their name) is no longer running.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -16,11 +20,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_tmp(target: Path) -> list[Path]:
+    """Remove the leftovers of earlier atomic_dir calls on `target` whose process is gone:
+    .<name>.tmp-<pid>-* and .<name>.old-<pid> (a name without a pid: an older version's, stale)."""
+    removed = []
+    for kind in ("tmp", "old"):
+        for p in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            pid = p.name[len(f".{target.name}.{kind}-"):].split("-")[0]
+            if p.is_dir() and not p.is_symlink() and not (pid.isdigit() and _running(int(pid))):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_tmp(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield tmp
     except BaseException:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,16 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+TEST_SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    """Every test starts from the same global random state (torch, numpy, random), whatever ran
+    before it: a test that draws unseeded numbers gives the same result alone, in the suite, or shuffled."""
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    torch.manual_seed(TEST_SEED)  # CPU and every CUDA device
 
 
 @pytest.fixture(scope="session")

@@ -74,3 +74,51 @@ def test_flatten_gives_dotted_leaves():
     assert flat["weights.quat"] == 0.1
     assert flat["data.synthetic.image_size"] == 128
     assert all(not isinstance(v, dict) for v in flat.values())
+
+
+@pytest.mark.parametrize("key, value", [
+    ("weights.quat", float("inf")), ("weights.quat", float("nan")), ("weights.quat", "0.1"),
+    ("weights.quat", True), ("train.pretrain_2d.lr", "1e-3"), ("grid_search.factors", [0.5, float("inf")]),
+    ("detect.mediapipe.pad", ["0.5"]),
+])
+def test_numbers_must_be_finite_numbers(key, value):
+    raw: dict = {}
+    node = raw
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    with pytest.raises(ParamsError) as err:
+        validate_params(raw)
+    assert f"  {key}" in str(err.value)
+
+
+def test_yaml_floats_in_exponent_form_are_numbers(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("blur_sigma: 1.0e-5 ", "blur_sigma: 1e-5 ")
+    assert "blur_sigma: 1e-5" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").render.blur_sigma == 1e-5
+
+
+@pytest.mark.parametrize("section", ["weights", "train.pretrain_2d", "grid_search"])
+def test_a_deleted_or_misspelt_section_is_an_error(tmp_path, section):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    *parents, leaf = section.split(".")
+    node = raw
+    for p in parents:
+        node = node[p]
+    del node[leaf]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=f"missing sections.*{section}"):
+        load_params(tmp_path / "params.yaml")
+    node[leaf + "s"] = {}  # misspelt: an unknown key
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="unknown key"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("seed: 0\nweights:\n  quat: [0.1\n  ts: 1\n")
+    with pytest.raises(ParamsError, match=r"params.yaml:\d+:\d+: YAML syntax error"):
+        load_params(f)

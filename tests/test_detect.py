@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import types
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -367,6 +368,45 @@ def test_worker_death_fails_loudly_instead_of_hanging():
     assert [r for r, _ in run_chunks(_square_or_die, [0, 1, 2], workers=2)] == [0, 1, 4]
     with pytest.raises(RuntimeError, match="worker process died"):
         list(run_chunks(_square_or_die, [0, 1, 2, 3, 4, 5], workers=2))
+
+
+def _write_pid_and_wait(job: str) -> None:
+    import time
+
+    Path(job).write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_killed_parent(tmp_path):
+    """kill -9 of the stage leaves no orphaned worker behind (each holds hundreds of MB)."""
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    code = ("from s2hand.detect.mediapipe_backend import run_chunks\n"
+            "from tests.test_detect import _write_pid_and_wait\n"
+            f"list(run_chunks(_write_pid_and_wait, [{str(pid_file)!r}], workers=1))\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent)
+    try:
+        for _ in range(600):
+            if pid_file.is_file() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    for _ in range(100):
+        try:  # gone, or a zombie waiting for its new parent to reap it
+            if Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)  # clean up before failing
+    pytest.fail(f"worker {worker} outlived its killed parent")
 
 
 def test_mediapipe_confidence_falls_at_the_border():

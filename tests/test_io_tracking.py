@@ -67,3 +67,20 @@ def test_save_npz_is_byte_reproducible_and_loadable(tmp_path):
     with np.load(tmp_path / "one.npz", allow_pickle=False) as z:
         np.testing.assert_array_equal(z["a"], arrays["a"])
         assert z["names"].tolist() == ["x", "yz"]
+
+
+def test_atomic_dir_removes_what_killed_runs_left(tmp_path):
+    """A run killed outright leaves .<name>.tmp-<pid>-*: the next run of the same target removes
+    those of dead processes (and an older version's, without a pid), never a live one's or others'."""
+    import os
+
+    dead = 999_999_999  # above any pid_max
+    stale = [tmp_path / f".dataset.tmp-{dead}-abc", tmp_path / ".dataset.tmp-k2j_x9qa", tmp_path / f".dataset.old-{dead}"]
+    kept = [tmp_path / f".dataset.tmp-{os.getpid()}-live", tmp_path / f".keypoints.tmp-{dead}-abc"]
+    for d in stale + kept:
+        d.mkdir()
+        (d / "part.npz").write_bytes(b"x")
+    with atomic_dir(tmp_path / "dataset") as tmp:
+        (tmp / "a").write_text("new")
+    assert not any(d.exists() for d in stale) and all(d.exists() for d in kept)
+    assert (tmp_path / "dataset" / "a").read_text() == "new"

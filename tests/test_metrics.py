@@ -352,6 +352,9 @@ def _raw(path, xyz, verts):
     ("layout", r"expected \[xyz list, verts list\]"),
     ("missing", r"no such file"),
     ("not_json", r"not valid JSON"),
+    ("bool", r"pred.json\[0\]\[1\]\[4\]\[2\]: true is not a number"),
+    ("huge", r"verts\[3\]: a coordinate beyond"),
+    ("out_folder", r"--out .*: is a folder"),
 ])
 def test_cli_evaluate_bad_input(gt_dir, tmp_path, capsys, case, message):
     d, xyz, verts = gt_dir
@@ -375,12 +378,29 @@ def test_cli_evaluate_bad_input(gt_dir, tmp_path, capsys, case, message):
         pred.write_text(json.dumps([x]))
     elif case == "not_json":
         pred.write_text("[[1, 2")
+    elif case == "bool":
+        x[1][4][2] = True
+        _raw(pred, x, v)
+    elif case == "huge":
+        v[3][0][1] = 1e306
+        _raw(pred, x, v)
+    elif case == "out_folder":
+        _raw(pred, x, v)
     out = tmp_path / "metrics.json"
+    if case == "out_folder":
+        out.mkdir()
     assert cli.main(["evaluate", "--gt", str(d), "--pred", str(pred), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("s2hand evaluate: error:") and err.count("\n") == 1
     assert __import__("re").search(message, err), err
-    assert not out.exists()
+    assert not out.exists() or case == "out_folder"
+
+
+def test_python_dash_m_exits_with_the_commands_status(gt_dir, tmp_path):
+    d, _, _ = gt_dir
+    r = subprocess.run([sys.executable, "-m", "s2hand", "evaluate", "--gt", str(d), "--pred",
+                        str(tmp_path / "none.json"), "--out", str(tmp_path / "m.json")], capture_output=True, text=True)
+    assert r.returncode == 1 and "no such file" in r.stderr
 
 
 def test_read_freihand_gt_names_the_file(gt_dir):

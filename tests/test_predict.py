@@ -97,6 +97,7 @@ def test_prepare_keeps_projection_consistent():
     ("bad_K", "need \\[\\[fx,0,cx\\]"),
     ("bad_checkpoint", "not a torch checkpoint"),
     ("not_video", "not a readable video"),
+    ("truncated", "truncated JPEG"),
 ])
 def test_predict_errors(setup, tmp_path, capsys, case, message):
     src, extra = setup["images"], []
@@ -111,6 +112,11 @@ def test_predict_errors(setup, tmp_path, capsys, case, message):
     elif case == "bad_checkpoint":
         (tmp_path / "x.pt").write_bytes(b"junk")
         extra = ["--checkpoint", str(tmp_path / "x.pt")]
+    elif case == "truncated":
+        src = tmp_path / "frames"
+        src.mkdir()
+        ok, jpg = cv2.imencode(".jpg", np.full((48, 48, 3), 128, np.uint8))
+        (src / "a.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
     elif case == "not_video":
         src = tmp_path / "clip.mp4"
         src.write_bytes(b"junk")
@@ -122,3 +128,36 @@ def test_predict_errors(setup, tmp_path, capsys, case, message):
     assert err.startswith("s2hand predict: error:"), err
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_predict_never_deletes_what_it_did_not_write(setup, tmp_path, capsys, monkeypatch):
+    """--out is replaced only when empty or a previous output (its marker); the input, a folder that
+    holds it, the working directory and foreign folders are refused and left as they were."""
+    images = tmp_path / "x" / "imgs"
+    images.mkdir(parents=True)
+    for f in setup["images"].iterdir():
+        (images / f.name).write_bytes(f.read_bytes())
+    foreign = tmp_path / "x" / "out"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "notes.txt").write_text("mine")
+    before = {p: _listing(p) for p in (tmp_path, images)}
+    monkeypatch.chdir(tmp_path / "cwd")
+    for out, message in [(foreign, "did not write"), (images, "contains the input"),
+                         (images.parent, "contains the input"), (Path("."), "working directory"),
+                         (images / "img0.png", "not a folder")]:
+        assert _predict(setup, images, out) == 1, out
+        err = capsys.readouterr().err
+        assert err.startswith("s2hand predict: error:") and message in err, err
+        assert {p: _listing(p) for p in (tmp_path, images)} == before  # nothing deleted, no tmp folder left
+    # its own output is replaced on the next run; --force replaces a foreign folder
+    assert _predict(setup, images, tmp_path / "new", "--no-obj") == 0
+    assert (tmp_path / "new" / ".s2hand-predict").is_file()
+    assert _predict(setup, images, tmp_path / "new", "--no-obj") == 0
+    assert _predict(setup, images, foreign, "--no-obj", "--force") == 0
+    assert not (foreign / "thesis.tex").exists() and (foreign / "pred.json").is_file()

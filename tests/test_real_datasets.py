@@ -312,7 +312,7 @@ def test_yt3d_rows_regressor_and_unavailable_videos(yt, caplog):
 
 
 def _zip(path: Path, entries: list[tuple[str, bytes]], symlink: str | None = None) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries:
             zf.writestr(name, data)
         if symlink is not None:
@@ -364,6 +364,21 @@ def test_safe_extract_refuses(tmp_path, make):
         safe_extract(archive, out / "dest")
     _no_leftovers(out, "dest")
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/abs_evil.txt").exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_safe_extract_refuses_archive_bombs(tmp_path, kind):
+    """Declared sizes are checked against the limits before anything is written."""
+    make = _zip if kind == "zip" else _tar
+    bomb = make(tmp_path / f"bomb.{kind}", [("top/zeros.bin", bytes(2_000_000))])  # ~2 kB packed
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExtractError, match="extract_max_ratio"):
+        safe_extract(bomb, out / "dest", max_ratio=100)
+    with pytest.raises(ExtractError, match="extract_max_gb"):
+        safe_extract(bomb, out / "dest", max_bytes=1_000_000, max_ratio=1e9)
+    _no_leftovers(out, "dest")
+    assert safe_extract(bomb, out / "dest", max_ratio=1e9) == out / "dest"  # within the limits it unpacks
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])

@@ -184,6 +184,36 @@ def test_pretraining_stages_use_their_branch_only(tiny_data, stage, expected):
 # ----------------------------------------------------------------------------- loop
 
 
+def _with_truncated_frame(tiny_data, tmp_path) -> tuple[tuple, str]:
+    """A copy of the tiny dataset whose first train image is a JPEG cut in half."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data[0], data)
+    rel = str(load_split(data, "train").image[0])
+    jpg = (data / rel).read_bytes()
+    (data / rel).write_bytes(jpg[: len(jpg) // 2])
+    return (data, *tiny_data[1:]), rel
+
+
+def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_path):
+    from s2hand.train.data import BadFrame, collate_skipping
+
+    data, rel = _with_truncated_frame(tiny_data, tmp_path)
+    table = load_split(data[0], "train")
+    with pytest.raises(BadFrame, match="truncated JPEG"):
+        HandFrames(table, data[0], None, 64)[0]
+    ds = HandFrames(table, data[0], None, 64, skip_bad=True)
+    assert ds[0] is None and ds[1] is not None
+    # the window holding the bad frame is dropped whole, so a video batch still reshapes to (m, n)
+    batch = collate_skipping([ds[1], ds[0], ds[2], ds[3]], window=2)
+    assert batch["image"].shape[0] == 2 and int(batch["skipped"]) == 1
+    assert torch.equal(batch["index"], torch.tensor([2, 3]))
+    assert set(collate_skipping([None, None])) == {"skipped"}
+    s = train_stage(tiny_params(runtime={"max_steps": 3}), "pretrain_2d", paths_for(data, tmp_path / "run", "pretrain_2d"))
+    assert s["skipped_frames"] == 1 and s["steps"] == 3
+
+
 def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_weights(tiny_data, tmp_path):
     params = tiny_params()
     # uninterrupted, twice: same seed, same weights
@@ -204,7 +234,7 @@ def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_
     paths = paths_for(tiny_data, tmp_path / "c", "pretrain_3d")
     with pytest.raises(TrainingInterrupted):
         train_stage(params, "pretrain_3d", paths, interrupt_at_step=3)
-    ck = torch.load(paths.resume_dir / "last.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(paths.resume_dir / "last.pt", map_location="cpu", weights_only=True)
     assert (ck["step"], ck["epoch"], ck["batch"]) == (2, 0, 2)
     assert ck["optimizer"]["state"] and all(s["step"] == 2 for s in ck["optimizer"]["state"].values())
     s3 = train_stage(params, "pretrain_3d", paths)
@@ -247,7 +277,7 @@ def test_weight_average_is_what_validation_and_the_model_file_hold_and_it_resume
 
     with pytest.raises(TrainingInterrupted):  # the checkpoint at step 1 holds the average too
         run("resumed", 2, d, interrupt_at_step=1)
-    assert torch.load(tmp_path / "resumed" / ".resume" / "pretrain_3d" / "last.pt", weights_only=False)["average"]
+    assert torch.load(tmp_path / "resumed" / ".resume" / "pretrain_3d" / "last.pt", weights_only=True)["average"]
     resumed, paths = run("resumed", 2, d)
     assert resumed["resumed"]
     _assert_same_state(avg, _net_state(paths.model_out))
@@ -260,6 +290,25 @@ def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
         train_stage(tiny_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
     s = train_stage(params, "pretrain_2d", paths)  # other params: starts afresh
     assert not s["resumed"] and s["steps"] == 1 and s["vs_baseline"] == {}  # no 3D output
+
+
+class _Planted:
+    """Unpickling this runs code: what a planted resume file would do."""
+
+    def __init__(self, flag):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (os.mknod, (self.flag,))
+
+
+def test_planted_resume_checkpoint_runs_no_code(tiny_data, tmp_path):
+    paths = paths_for(tiny_data, tmp_path, "pretrain_2d")
+    paths.resume_dir.mkdir(parents=True)
+    flag = tmp_path / "pwned"
+    torch.save({"fingerprint": "x", "p": _Planted(flag)}, paths.resume_dir / "last.pt")
+    s = train_stage(tiny_params(runtime={"max_steps": 1}), "pretrain_2d", paths)
+    assert not flag.exists() and not s["resumed"] and s["steps"] == 1
 
 
 def test_resume_fingerprint_covers_params_inputs_and_code(tiny_data, monkeypatch):

@@ -223,8 +223,27 @@ def _tar_members(tf: tarfile.TarFile, dest: Path) -> list[tuple[PurePosixPath, b
     return out
 
 
-def safe_extract(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a .zip or .tar(.gz/.bz2/.xz) archive into `dest`; returns `dest`.
+DEFAULT_MAX_BYTES = 200 * 10**9  # params.yaml data.extract_max_gb
+DEFAULT_MAX_RATIO = 100.0  # params.yaml data.extract_max_ratio
+
+
+def check_size(archive: Path, declared: list[int], max_bytes: float, max_ratio: float) -> None:
+    """Refuse an archive bomb before anything is written: the members' declared sizes (which the
+    zip and tar readers then hold each member to) must total at most `max_bytes` and at most
+    `max_ratio` times the archive's own size."""
+    total, packed = sum(declared), max(archive.stat().st_size, 1)
+    if total > max_bytes:
+        raise ExtractError(f"refusing {archive}: it unpacks to {total / 1e9:.3g} GB, over the limit of "
+                           f"{max_bytes / 1e9:.3g} GB (params.yaml data.extract_max_gb)")
+    if total / packed > max_ratio:
+        raise ExtractError(f"refusing {archive}: it unpacks to {total / packed:.0f} x its size, over the limit of "
+                           f"{max_ratio:g} x (params.yaml data.extract_max_ratio): an archive bomb?")
+
+
+def safe_extract(archive: str | Path, dest: str | Path, max_bytes: float = DEFAULT_MAX_BYTES,
+                 max_ratio: float = DEFAULT_MAX_RATIO) -> Path:
+    """Extract a .zip or .tar(.gz/.bz2/.xz) archive into `dest`; returns `dest`. An archive that
+    would unpack to more than `max_bytes`, or `max_ratio` times its size, is refused (check_size).
 
     Idempotent: skips when `dest` holds the marker of a finished extraction. Every member is
     checked before anything is written; the archive is unpacked into a temporary sibling of
@@ -241,10 +260,14 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
         raise FileNotFoundError(f"{archive}: no such archive")
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            _copy_members(archive, dest, _zip_members(zf, dest), zf.open, "unzip")
+            members = _zip_members(zf, dest)
+            check_size(archive, [m.file_size for _, d, m in members if not d], max_bytes, max_ratio)
+            _copy_members(archive, dest, members, zf.open, "unzip")
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
-            _copy_members(archive, dest, _tar_members(tf, dest), tf.extractfile, "untar")
+            members = _tar_members(tf, dest)
+            check_size(archive, [m.size for _, d, m in members if not d], max_bytes, max_ratio)
+            _copy_members(archive, dest, members, tf.extractfile, "untar")
     else:
         raise ExtractError(f"{archive}: neither a zip nor a tar archive")
     log.info("extracted %s -> %s", archive, dest)

@@ -39,7 +39,7 @@ OPTIONS = {  # keyword options prepare_real passes on, per dataset
 }
 
 
-def materialise(source: Source, raw_dir: Path, extract_dir: Path) -> Path:
+def materialise(source: Source, raw_dir: Path, extract_dir: Path, limits: tuple[float, float] | None = None) -> Path:
     """The usable form of one manifest file: a plain file, or the folder its archive unpacks to."""
     if source.extract_to is None:
         return fetch(source, raw_dir)
@@ -51,17 +51,18 @@ def materialise(source: Source, raw_dir: Path, extract_dir: Path) -> Path:
     if (dest / MARKER).is_file():
         log.info("%s: already extracted", dest)
         return dest
-    return safe_extract(fetch(source, raw_dir), dest)
+    return safe_extract(fetch(source, raw_dir), dest, *(limits or ()))  # limits: (max bytes, max ratio)
 
 
-def gather(name: str, raw_dir: Path, extract_dir: Path) -> dict[str, Path | None]:
+def gather(name: str, raw_dir: Path, extract_dir: Path,
+           limits: tuple[float, float] | None = None) -> dict[str, Path | None]:
     """file name -> usable path for every manifest file of `name`; None for absent optional ones."""
     sources = load_manifest()[name]
     found: dict[str, Path | None] = {}
     errors = []
     for src in sources.files:
         try:
-            found[src.file] = materialise(src, raw_dir, extract_dir)
+            found[src.file] = materialise(src, raw_dir, extract_dir, limits)
         except FetchError as err:
             if src.required:
                 raise
@@ -124,8 +125,9 @@ def load_splits(name: str, found: dict[str, Path | None], raw_dir: Path, options
 
 
 def prepare_real(name: str, raw_dir: str | Path, out_dir: str | Path, *, extract_dir: str | Path | None = None,
-                 **options) -> dict:
+                 extract_limits: tuple[float, float] | None = None, **options) -> dict:
     """Fetch, verify and unpack dataset `name`, then write <out_dir>/<split>.npz and meta.json.
+    extract_limits: (max bytes, max ratio) an archive may unpack to (download.safe_extract).
 
     Returns the meta dict written. `options` go to the dataset's loader (OPTIONS lists them).
     """
@@ -136,7 +138,7 @@ def prepare_real(name: str, raw_dir: str | Path, out_dir: str | Path, *, extract
         raise TypeError(f"prepare_real({name!r}): unknown options {sorted(unknown)}; allowed: {sorted(OPTIONS[name])}")
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     extract_dir = Path(extract_dir) if extract_dir is not None else out_dir.parent / "extracted" / name
-    found = gather(name, raw_dir, extract_dir)
+    found = gather(name, raw_dir, extract_dir, extract_limits)
     root, tables, extra = load_splits(name, found, raw_dir, options)
     module = {"freihand": freihand, "ho3d": ho3d, "stb": stb, "yt3d": yt3d}[name]
     sources = load_manifest()[name]

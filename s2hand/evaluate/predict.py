@@ -5,7 +5,8 @@
         --format ho3d --fx 600                                        # HO-3D order and OpenGL frame
     s2hand predict frames/ --out preds/f --K K.json --no-obj          # K.json: [[fx,0,cx],[0,fy,cy],[0,0,1]]
 
-Writes into --out (replaced as a whole, atomically):
+Writes into --out (replaced as a whole, atomically; see check_out for which folders it refuses):
+    .s2hand-predict  the marker: this folder is an output of `s2hand predict`, safe to replace
     pred.json     [xyz N x 21 x 3, verts N x V x 3], metres, the online-evaluation submission layout
                   (FreiHAND: OpenPose order, OpenCV camera; --format ho3d: HO-3D order, OpenGL camera)
     frames.json   the frame names, the K used (pixels of the input image), the crop, and the projected
@@ -41,6 +42,7 @@ from s2hand.cli import Command, CommandError
 DEFAULT_CHECKPOINT = "outputs/checkpoints/finetune/model.pt"
 DEFAULT_HAND_MODEL = "outputs/hand_model/MANO_RIGHT.npz"
 DEFAULT_FOCAL_RATIO = 2.3  # focal length / crop side (module docstring)
+OUT_MARKER = ".s2hand-predict"  # in every --out folder this command writes: that folder may be replaced
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PANEL = 256  # px of each overlay panel
 
@@ -55,10 +57,13 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise CommandError(f"{path}: not a readable image")
+    """(H, W, 3) uint8 RGB by the checked reader every stage shares (s2hand.detect.images): a
+    missing, truncated or undecodable image is an error, never a silently grey-filled frame."""
+    from s2hand.detect.images import read_image as read_checked
+
+    img, failure = read_checked(path)
+    if failure is not None:
+        raise CommandError(f"{path}: not a readable image ({failure.reason})")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -149,7 +154,10 @@ def prepare(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a folder of images, one image, or a video file (anything OpenCV reads)")
-    p.add_argument("--out", required=True, help="output folder (replaced as a whole)")
+    p.add_argument("--out", required=True, help="output folder (replaced as a whole if a previous output of this "
+                                                 "command or empty; anything else is refused unless --force)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even when it is a non-empty folder that this command did not write")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"model file (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--hand-model", default=DEFAULT_HAND_MODEL, help=f"hand model npz (default {DEFAULT_HAND_MODEL})")
     p.add_argument("--params", help="params.yaml for evaluate.batch_size, evaluate.device and video.camera "
@@ -162,6 +170,22 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-obj", action="store_true", help="do not write meshes/*.obj")
     p.add_argument("--strip-frames", type=int, default=32, help="frames in overlay.png for image input (0: none)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+
+
+def check_out(out: Path, source: Path, force: bool) -> None:
+    """Refuse an --out whose replacement would delete what this command did not write: the input,
+    a folder that holds the input or the working directory, a file, or a non-empty folder without
+    OUT_MARKER (unless `force`)."""
+    o, src, cwd = out.resolve(), source.resolve(), Path.cwd().resolve()
+    if o == src or o in src.parents:
+        raise CommandError(f"--out {out}: it is or contains the input {source}; choose another folder")
+    if o == cwd or o in cwd.parents:
+        raise CommandError(f"--out {out}: it is or contains the working directory; choose a new folder")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise CommandError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and not force and not (out / OUT_MARKER).is_file() and any(out.iterdir()):
+        raise CommandError(f"--out {out}: a non-empty folder that `s2hand predict` did not write (no {OUT_MARKER}); "
+                           "choose a new folder, or pass --force to replace it and everything in it")
 
 
 def _load_params(path: str | None):
@@ -190,6 +214,7 @@ def predict_frames(args: argparse.Namespace) -> dict:
 
     params = _load_params(args.params)
     source = FrameSource(args.input)
+    check_out(Path(args.out), source.path, args.force)
     if args.max_frames < 0 or args.strip_frames < 0:
         raise CommandError("--max-frames and --strip-frames must be >= 0")
     device = pick_device(params.evaluate.device)
@@ -214,6 +239,7 @@ def predict_frames(args: argparse.Namespace) -> dict:
     pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple]] = []
 
     with atomic_dir(args.out) as tmp:
+        (tmp / OUT_MARKER).write_text("an output folder of `s2hand predict`: the next run into it replaces it\n")
         if not args.no_obj:
             (tmp / "meshes").mkdir()
 

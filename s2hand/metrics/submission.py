@@ -23,6 +23,7 @@ from s2hand.io import atomic_file
 
 FORMATS = ("freihand", "ho3d")
 NUM_KEYPOINTS = 21
+MAX_ABS_METRES = 1e6  # a coordinate beyond this is no hand in camera space (and breaks the SVD of the alignment)
 
 
 class SubmissionError(ValueError):
@@ -58,13 +59,35 @@ def write_submission(path: str | Path, xyz: np.ndarray, verts: np.ndarray, fmt: 
 
 
 def _load_json(path: Path) -> object:
+    """The JSON in `path`; only numbers may sit inside its lists (numpy would read true/false as
+    1/0 and null as NaN), so a file with any other token is searched for the first one."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        text = path.read_text()
+        obj = json.loads(text)
     except FileNotFoundError:
         raise SubmissionError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SubmissionError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise SubmissionError(f"{path}: cannot read ({e.strerror or e})") from None
+    if isinstance(obj, list) and any(t in text for t in ("true", "false", "null", '"', "{")):
+        bad = _first_non_number(obj, str(path))
+        if bad is not None:
+            raise SubmissionError(bad)
+    return obj
+
+
+def _first_non_number(obj: object, where: str) -> str | None:
+    """The index path of the first value in nested lists that is not an int or float (a bool,
+    a string, null, an object), or None."""
+    stack = [(obj, where)]
+    while stack:
+        o, w = stack.pop()
+        if isinstance(o, list):
+            stack.extend((x, f"{w}[{i}]") for i, x in reversed(list(enumerate(o))))
+        elif isinstance(o, bool) or not isinstance(o, (int, float)):
+            return f"{w}: {json.dumps(o)[:20]} is not a number"
+    return None
 
 
 def _as_array(items: object, what: str, n_points: int | None, expect_n: int | None) -> np.ndarray:
@@ -78,7 +101,8 @@ def _as_array(items: object, what: str, n_points: int | None, expect_n: int | No
         raise SubmissionError(f"{what}: no samples")
     try:                                                           # fast path: a regular array
         arr = np.asarray(items, dtype=np.float64)
-        if arr.ndim == 3 and arr.shape[2] == 3 and n_points in (None, arr.shape[1]) and np.isfinite(arr).all():
+        if (arr.ndim == 3 and arr.shape[2] == 3 and n_points in (None, arr.shape[1]) and np.isfinite(arr).all()
+                and np.abs(arr).max() <= MAX_ABS_METRES):
             return arr
     except (ValueError, TypeError):
         pass
@@ -94,6 +118,8 @@ def _as_array(items: object, what: str, n_points: int | None, expect_n: int | No
             n_points = a.shape[0]
         if not np.isfinite(a).all():
             raise SubmissionError(f"{what}[{i}]: contains NaN or inf")
+        if np.abs(a).max() > MAX_ABS_METRES:
+            raise SubmissionError(f"{what}[{i}]: a coordinate beyond {MAX_ABS_METRES:g} m (not metres?)")
     raise SubmissionError(f"{what}: not a regular (N, points, 3) array")   # not reached in practice
 
 

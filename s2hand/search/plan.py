@@ -106,19 +106,19 @@ class GridSearchParams(BaseModel):
     searched weights but the anchor (as Table 10).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)  # as config.Section
 
     profile: Literal["reduced", "full"] = "reduced"
     variant: Literal["s2hand", "s2hand_v"] = "s2hand"
-    phase1_weights: tuple[WeightName, ...] | None = None  # in this order (a parent before its children); null: the profile's
+    phase1_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # in this order (a parent before its children); null: the profile's
     phase1_steps: int | None = Field(None, ge=1, le=8)  # x10 steps each side at most; null: 1 / 4
     # keep stepping while accuracy AND fixed loss sum improve (method.md s7), or EITHER (the
     # supplementary's "until the sum no longer decreases and the performance no longer improves")
     phase1_rule: Literal["either", "both"] = "either"
-    phase2_groups: tuple[GroupName, ...] | None = None  # in GROUPS order; null: the profile's
-    factors: tuple[float, ...] = Field((0.5, 1.0, 2.0), min_length=1, max_length=9)
-    sensitivity_weights: tuple[WeightName, ...] | None = None  # null: the profile's
-    sensitivity_factors: tuple[float, ...] = Field((0.5, 2.0), min_length=1, max_length=6)
+    phase2_groups: tuple[GroupName, ...] | None = Field(None, strict=False)  # in GROUPS order; null: the profile's
+    factors: tuple[float, ...] = Field((0.5, 1.0, 2.0), min_length=1, max_length=9, strict=False)
+    sensitivity_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # null: the profile's
+    sensitivity_factors: tuple[float, ...] = Field((0.5, 2.0), min_length=1, max_length=6, strict=False)
     anchor: float = Field(1.0, gt=0)  # geo during the search (the paper's phi_loc = 1)
     output_geo: float | None = Field(0.001, gt=0)  # geo in selected_weights.yaml (rescaled); null: as searched
     # the overfit protocol, read by the objective (objective.py; supplementary: 30 samples, 10
@@ -131,7 +131,7 @@ class GridSearchParams(BaseModel):
     render_size: int = Field(32, ge=16, le=1024)  # differentiable render px during the search
     workers: int = Field(2, ge=1, le=256)  # CPU processes (1: serial, in-process)
     threads: int = Field(0, ge=0, le=256)  # torch threads per worker; 0: CPU cores // workers
-    gpus: tuple[int, ...] = ()  # GPU ids: one worker per GPU (CUDA_VISIBLE_DEVICES), overrides workers
+    gpus: tuple[int, ...] = Field((), strict=False)  # GPU ids: one worker per GPU (CUDA_VISIBLE_DEVICES), overrides workers
 
     @model_validator(mode="after")
     def _consistent(self) -> "GridSearchParams":

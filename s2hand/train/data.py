@@ -26,17 +26,19 @@ nothing else (not on workers, processes or an interruption), which makes resume 
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from s2hand.config import AugmentParams, TrainParams
 from s2hand.data.sampler import SequenceBatchSampler
 from s2hand.data.table import FrameTable
+from s2hand.detect.images import read_image
 from s2hand.detect.keypoint_file import Keypoints
 from s2hand.detect.temporal import neighbour_disagreement
 
@@ -89,15 +91,23 @@ def apply_affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
     return points @ M[:, :2].T + M[:, 2]
 
 
+log = logging.getLogger("s2hand.train")
+
+
+class BadFrame(ValueError):
+    """A frame whose image is missing, truncated or cannot be decoded."""
+
+
 class HandFrames(Dataset):
     """Frames of one split with their detected keypoints (module docstring)."""
 
     def __init__(self, table: FrameTable, root: str | Path, keypoints: Keypoints | None,
                  input_size: int, augment: AugmentParams | None = None, seed: int = 0,
-                 targets: dict[str, np.ndarray] | None = None):
+                 targets: dict[str, np.ndarray] | None = None, skip_bad: bool = False):
         """targets: extra per-row arrays (N, ...) passed through as they are (pseudo labels:
-        s2hand.train.pseudo_labels.load_pseudo_labels)."""
-        self.table, self.root = table, Path(root)
+        s2hand.train.pseudo_labels.load_pseudo_labels). skip_bad: a bad image gives None (training,
+        with collate_skipping) instead of raising BadFrame (validation must see every frame)."""
+        self.table, self.root, self.skip_bad = table, Path(root), bool(skip_bad)
         self.targets = targets or {}
         for name, v in self.targets.items():
             if len(v) != len(table):
@@ -113,11 +123,12 @@ class HandFrames(Dataset):
         return len(self.table)
 
     def read(self, index: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB."""
+        """(H, W, 3) uint8 RGB, read by the checked reader (s2hand.detect.images); raises
+        BadFrame for a missing, truncated or undecodable image."""
         path = self.root / str(self.table.image[index])
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"cannot read image {path}")
+        img, failure = read_image(path)
+        if failure is not None:
+            raise BadFrame(f"{path}: {failure.reason}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def _draw(self, index: int, epoch: int, src: int) -> tuple[float, float, tuple[float, float]]:
@@ -129,10 +140,17 @@ class HandFrames(Dataset):
         angle = math.radians(a.rotation_deg) * u[3]
         return angle, side, (float(centre[0] - side / 2), float(centre[1] - side / 2))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | None:
+        """The item; None for a bad frame when skip_bad (collate_skipping drops it and counts it)."""
         index, epoch = (key, None) if isinstance(key, (int, np.integer)) else key
         index = int(index)
-        img = self.read(index)
+        try:
+            img = self.read(index)
+        except BadFrame as e:
+            if not self.skip_bad:
+                raise
+            log.warning("skipping a bad frame: %s", e)
+            return None
         src = img.shape[1]
         if img.shape[0] != src:
             raise ValueError(f"{self.table.image[index]}: images must be square, got {img.shape[:2]}")
@@ -162,6 +180,17 @@ class HandFrames(Dataset):
         if t.joints2d is not None:
             out["joints2d"] = torch.as_tensor(apply_affine(t.joints2d[index].astype(np.float64), M), dtype=torch.float32)
         return out
+
+
+def collate_skipping(items: list[dict[str, torch.Tensor] | None], window: int = 1) -> dict[str, torch.Tensor]:
+    """default_collate of a batch without its bad frames (None items): the whole window of
+    `window` consecutive items (S2HAND(V)'s n frames) holding one is dropped, so the batch still
+    reshapes to (m, n, ...). "skipped" () counts the bad frames; "image" is absent when nothing is left."""
+    windows = [items[i:i + window] for i in range(0, len(items), window)]
+    good = [it for w in windows if all(x is not None for x in w) for it in w]
+    out = default_collate(good) if good else {}
+    out["skipped"] = torch.tensor(sum(x is None for x in items))
+    return out
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -74,7 +75,7 @@ from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
 
-from .data import HandFrames, epoch_batches, training_rows, video_epoch_batches, video_training_frames
+from .data import HandFrames, collate_skipping, epoch_batches, training_rows, video_epoch_batches, video_training_frames
 from .evaluate import (
     baseline_comparison,
     baseline_metrics,
@@ -164,6 +165,18 @@ def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def read_resume_checkpoint(path: Path) -> dict | None:
+    """A resume checkpoint read with weights_only=True (tensors, containers and numbers only: a
+    planted file cannot run code), or None (with a warning) when it cannot be read that way."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file: start afresh
+        log.warning("%s: not a resume checkpoint that loads safely (%s); starting afresh",
+                    path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None
+    return ck if isinstance(ck, dict) else None
 
 
 def load_branch_weights(net: torch.nn.Module, path: Path, prefixes: tuple[str, ...]) -> int:
@@ -294,7 +307,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
         fingerprint_files.append(paths.pseudo_labels)
         log.info("%s: pseudo labels for %d of %d train frames (%d kept by the filters)", stage,
                  int(targets["pseudo_mask"].sum()), len(train_table), int(targets["pseudo_mask"][rows].sum()))
-    train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed, targets)
+    train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed, targets,
+                          skip_bad=True)
     val_table = load_split(paths.dataset, "val")
     val_kp_path = paths.keypoints / "val.json"
     val_kp = load_keypoints(val_kp_path).reorder(val_table.image) if val_kp_path.is_file() else None
@@ -355,8 +369,8 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     ckpt_path = paths.resume_dir / "last.pt"
     epoch, batch_in_epoch, step, history = 0, 0, 0, []
     resumed = False
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ck = read_resume_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    if ck is not None:
         if ck.get("fingerprint") == fingerprint:
             system.net.load_state_dict(ck["net"])
             optimizer.load_state_dict(ck["optimizer"])
@@ -413,6 +427,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     # train
     max_steps = rt.max_steps or None
     t_start, images_seen, t_train = time.perf_counter(), 0, 0.0
+    skipped_frames = 0  # bad images (missing, truncated, undecodable) left out of their batches
     system.train()
     done = max_steps is not None and step >= max_steps
     while epoch < sched.epochs and not done:
@@ -421,9 +436,14 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             g["lr"] = lr * g["lr_factor"]
         batches = plan(epoch)
         loader = DataLoader(train_ds, batch_sampler=batches[batch_in_epoch:], num_workers=rt.num_workers,
-                            pin_memory=cuda, persistent_workers=False)
+                            pin_memory=cuda, persistent_workers=False,
+                            collate_fn=functools.partial(collate_skipping, window=vp.n if video else 1))
         for batch in loader:
             t0 = time.perf_counter()
+            skipped_frames += int(batch.pop("skipped"))
+            if "image" not in batch:  # every frame of the batch was bad: nothing to learn from
+                batch_in_epoch += 1
+                continue
             batch = _batch_to(batch, device, channels_last)
             total, parts, terms = system.training_loss(batch, stage, sched.photometric)
             optimizer.zero_grad(set_to_none=True)
@@ -490,12 +510,15 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                 idx = np.linspace(0, len(val_ds) - 1, min(rt.pictures, len(val_ds))).round().astype(int)
                 png = save_png(picture_grid(system, val_ds, idx, device), paths.pictures_dir / f"{stage}.png")
                 logger.log_artifact(png, "pictures")
+        if skipped_frames:
+            log.warning("%s: %d bad training frames skipped (missing, truncated or undecodable images)",
+                        stage, skipped_frames)
         seconds = time.perf_counter() - t_start
         summary = {
             "stage": stage, "steps": step, "epochs": epoch, "train_frames": int(len(rows)), "world_size": world,
             "train_seconds": round(seconds, 2),
             "images_per_second": round(images_seen / t_train, 2) if t_train > 0 else None,
-            "resumed": resumed, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
+            "resumed": resumed, "skipped_frames": skipped_frames, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
             "baseline_mean_pose": baseline, "vs_baseline": vs_baseline, "history": history,
         }
         if video:
