@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import yaml
@@ -129,7 +130,9 @@ def stage_dir(tmp_path, monkeypatch):
     import mlflow
 
     search = {"workers": 1, "phase1_weights": ["ori"], "phase2_groups": ["ori"], "sensitivity_weights": ["ori"]}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"grid_search": search}))  # 1 + 3 + 3 + 3 trials
+    full = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())  # every section
+    full["grid_search"].update(search)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(full))  # 1 + 3 + 3 + 3 trials
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)

@@ -294,8 +294,11 @@ def test_every_parameter_gets_a_gradient():
     for name, p in net.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
-    nonzero = sum(bool(p.grad.abs().sum() > 0) for p in net.parameters())
-    assert nonzero == len(list(net.parameters()))
+    # every parameter moves the loss, but for BatchNorm shifts that a later BatchNorm removes again
+    # (an encoder block's bn3 bias feeds a 1x1 conv and the next block's BatchNorm): their gradient
+    # is 0 in exact arithmetic and float noise (~1e-9) in practice, exactly 0 for some seeds
+    zero = [n for n, p in net.named_parameters() if not p.grad.abs().sum() > 0]
+    assert all(n.startswith("encoder.") and ".bn" in n and n.endswith(".bias") for n in zero), zero
 
 
 @pytest.mark.parametrize("encoder,init", [("b0", "random"), ("lite0", "imagenet")])
