@@ -227,8 +227,12 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
         c = m["vs_mean_pose"][name]
         assert c["diff_cm"] == pytest.approx(m[name]["mpjpe_cm"] - m["mean_pose"]["mpjpe_cm"], abs=1e-6)
         assert c["frames"] == m["frames"] and isinstance(c["frames"], int) and isinstance(c["better"], bool)
+    v = m["s2hand_v_vs_s2hand"]  # S2HAND(V) against S2HAND, paired
+    assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["mpjpe_cm"] - m["s2hand"]["mpjpe_cm"], abs=1e-6)
+    assert v["acc_mm_frame2"]["diff"] == pytest.approx(v["acc_mm_frame2"]["s2hand_v"] - v["acc_mm_frame2"]["s2hand"])
     text = (reports / "README.md").read_text()
     assert "S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame" in text
+    assert "S2HAND(V) minus S2HAND, ACC" in text
     for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7", "How much 3D"):
         assert heading in text
     # keypoint fits: to ground-truth 2D on every frame, to the detections on the frames with any

@@ -426,3 +426,19 @@ def test_console_script(gt_dir, tmp_path):
     r = subprocess.run([exe, "evaluate", "--gt", str(d), "--pred", str(tmp_path / "none.json"), "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_frame_accelerations_zero_at_constant_velocity_and_grouped_by_sequence():
+    from s2hand.metrics.video import frame_accelerations, sequence_acceleration
+
+    t = np.arange(5, dtype=float)[:, None, None]
+    line = np.broadcast_to(t * np.array([0.01, 0.0, 0.0]), (5, 21, 3))  # constant velocity
+    bump = line.copy()
+    bump[2] += 0.001  # one frame off by 1 mm: second differences 1, -2, 1 mm at frames 1, 2, 3
+    joints = np.concatenate([line, bump, bump[:2]])
+    seq = np.array([0] * 5 + [1] * 5 + [2] * 2)  # sequence 2 is too short for any value
+    values, groups = frame_accelerations(joints, seq)
+    assert groups.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(values, [0, 0, 0, np.sqrt(3), 2 * np.sqrt(3), np.sqrt(3)], atol=1e-9)
+    # their mean per sequence is ACC (per frame^2)
+    assert np.mean(values[3:]) == pytest.approx(sequence_acceleration(joints[5:10], seq[5:10]))

@@ -211,6 +211,7 @@ def table_1_2(m: Mapping) -> list[str]:
               f"better on {len(better_v)} of 6 ({', '.join(better_v) or 'none'}), so this direction "
               f"{_verdict(flags)}{vs_base}.", ""]
     lines += vs_mean_pose_lines(m)
+    lines += video_vs_image_lines(m)
     lines += ["Without alignment (camera-space error, cm):", "", "| method | MPJPE | MPVPE | F5 | F15 |",
               "|---|---|---|---|---|"]
     for name in ("s2hand", "s2hand_v", "mean_pose"):
@@ -221,6 +222,28 @@ def table_1_2(m: Mapping) -> list[str]:
                          f"{_fmt(r.get('f15_unaligned'))} |")
     lines.append("")
     return lines
+
+
+def video_vs_image_lines(m: Mapping) -> list[str]:
+    """S2HAND(V) minus S2HAND (stage.video_vs_image): PA-MPJPE and ACC, each with its interval."""
+    c = m.get("s2hand_v_vs_s2hand")
+    if not c:
+        return []
+    out = []
+    for key, what, unit, scale in (("pa_mpjpe", "PA-MPJPE frame by frame", "cm", 1.0),
+                                   ("acc_mm_frame2", "ACC (mean joint acceleration) per frame", "mm/frame^2", 1.0)):
+        d = c[key]
+        diff = d.get("diff_cm", d.get("diff"))
+        lo, hi = d.get("lo_cm", d.get("lo")), d.get("hi_cm", d.get("hi"))
+        if diff is None:
+            continue
+        if lo is None:
+            out.append(f"- S2HAND(V) minus S2HAND, {what}: {scale * diff:+.3f} {unit} (too few sequences for an interval).")
+            continue
+        verdict = "measurably lower" if d.get("better") else "measurably higher" if d.get("worse") else "no measurable difference"
+        out.append(f"- S2HAND(V) minus S2HAND, {what}: {scale * diff:+.3f} {unit} (95 % interval {scale * lo:+.3f} to "
+                   f"{scale * hi:+.3f}, resampling the {_fmt(d.get('groups'), 0)} sequences): {verdict}.")
+    return [*out, ""] if out else []
 
 
 def vs_mean_pose_lines(m: Mapping) -> list[str]:

@@ -32,7 +32,9 @@ from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
 from s2hand.train.data import HandFrames, training_rows
-from s2hand.train.evaluate import baseline_comparison
+from s2hand.metrics.compare import paired_comparison
+from s2hand.metrics.video import frame_accelerations
+from s2hand.train.evaluate import baseline_comparison, time_runs
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
 from .models import load_system
@@ -47,6 +49,20 @@ from .run import (
     ground_truth_smoothness,
     load_eval_split,
 )
+
+
+def video_vs_image(joints_v: np.ndarray, joints: np.ndarray, table) -> dict[str, dict]:
+    """S2HAND(V) minus S2HAND on the same frames, each with its 95 % sequence-bootstrap interval
+    (s2hand.metrics.compare): "pa_mpjpe" frame by frame (cm), "acc_mm_frame2" per inner frame of
+    each time run (s2hand.metrics.video.frame_accelerations)."""
+    order, run = time_runs(table)
+    a_v, groups = frame_accelerations(joints_v[order], run)
+    a, _ = frame_accelerations(joints[order], run)
+    seq_of_run = dict(zip(run.tolist(), np.asarray(table.seq)[order].tolist()))
+    acc = paired_comparison(a_v, a, np.asarray([seq_of_run[r] for r in groups.tolist()]))  # resampling sequences
+    return {"pa_mpjpe": baseline_comparison(joints_v, joints, table),
+            "acc_mm_frame2": {**acc, "s2hand_v": float(a_v.mean()), "s2hand": float(a.mean())}}
+
 
 SUBDIR = "evaluate"
 CURVE_FILES = ("pck_joints.csv", "pck_verts.csv", "within_2d.csv")
@@ -116,6 +132,9 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     vs_mean_pose = {name: baseline_comparison(results[name].preds["joints"], base_joints, split.table)
                     for name in paths.checkpoints}
     metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits, vs_mean_pose)
+    if {"s2hand", "s2hand_v"} <= set(results):
+        metrics["s2hand_v_vs_s2hand"] = video_vs_image(results["s2hand_v"].preds["joints"],
+                                                       results["s2hand"].preds["joints"], split.table)
     setup = {**describe_split(split), "checkpoints": checkpoints, "temporal_loss": video.temporal_loss,
              "ts": video.ts, "camera": video.camera}
 

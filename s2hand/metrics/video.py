@@ -85,6 +85,23 @@ def sequence_mean(metric: Callable[..., float], *arrays: np.ndarray, seq_ids: np
     return float(np.mean(values))
 
 
+def frame_accelerations(joints: np.ndarray, seq_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame ACC for paired comparisons: joints (N, 21, 3) metres, seq_ids (N,) as
+    sequence_mean takes them -> (values (M,) mm/frame^2, the joints' mean acceleration norm at each
+    inner frame of every sequence with >= 3 frames; seq (M,) the sequence of each value)."""
+    seq_ids = np.asarray(seq_ids)
+    values, seqs = [], []
+    for sid in dict.fromkeys(seq_ids.tolist()):
+        idx = np.flatnonzero(seq_ids == sid)
+        if len(idx) >= 3:
+            acc = np.linalg.norm(_second_difference(np.asarray(joints)[idx]), axis=-1).mean(-1)  # (T-2,)
+            values.append(_to_mm_per_time2(acc, None))
+            seqs.append(np.full(len(acc), sid))
+    if not values:
+        raise ValueError("no sequence has at least 3 frames")
+    return np.concatenate(values), np.concatenate(seqs)
+
+
 def sequence_acceleration(joints: np.ndarray, seq_ids: np.ndarray, fps: float | None = None) -> float:
     """ACC over a set: joints (N, 21, 3), seq_ids (N,) -> mean over sequences (>= 3 frames)."""
     return sequence_mean(acceleration, joints, seq_ids=seq_ids, min_frames=3, fps=fps)
