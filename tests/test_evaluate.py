@@ -227,6 +227,8 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
         c = m["vs_mean_pose"][name]
         assert c["diff_cm"] == pytest.approx(m[name]["mpjpe_cm"] - m["mean_pose"]["mpjpe_cm"], abs=1e-6)
         assert c["frames"] == m["frames"] and isinstance(c["frames"], int) and isinstance(c["better"], bool)
+    for name in ("s2hand", "s2hand_v"):  # projected error on the detector's keypoints (its own error's frames)
+        assert m[name]["mpjpe2d_px_on_detected"] > 0
     v = m["s2hand_v_vs_s2hand"]  # S2HAND(V) against S2HAND, paired
     assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["mpjpe_cm"] - m["s2hand"]["mpjpe_cm"], abs=1e-6)
     assert v["acc_mm_frame2"]["diff"] == pytest.approx(v["acc_mm_frame2"]["s2hand_v"] - v["acc_mm_frame2"]["s2hand"])

@@ -381,6 +381,9 @@ def table_2d(m: Mapping) -> list[str]:
     for name in ("s2hand", "s2hand_v"):
         if name in m:
             rows.append((f"{MODEL_LABELS[name]}, projected 3D joints", m[name].get("mpjpe2d_px")))
+            if m[name].get("mpjpe2d_px_on_detected") is not None:
+                rows.append((f"{MODEL_LABELS[name]}, projected 3D joints, on the keypoints the detector found",
+                             m[name]["mpjpe2d_px_on_detected"]))
             if m[name].get("mpjpe2d_px_branch2d") is not None:
                 rows.append((f"{MODEL_LABELS[name]}, 2D branch", m[name].get("mpjpe2d_px_branch2d")))
     lines += [f"| {label} | {_fmt(v, 2)} |" for label, v in rows]

@@ -120,6 +120,9 @@ def evaluate_model(system: S2HandSystem, split: EvalSplit, batch_size: int, n: i
     metrics, c3 = metrics_3d(preds, split.table)
     gt2d = split.table.joints2d
     metrics["mpjpe2d_px"] = mpjpe_2d(preds["j_pro_px"], gt2d)
+    if split.keypoints is not None:  # on the keypoints the detector found, as the detector's own error is
+        found = split.keypoints.conf > 0
+        metrics["mpjpe2d_px_on_detected"] = None if not found.any() else mpjpe_2d(preds["j_pro_px"], gt2d, found)
     curves = {"pck_j": c3["pck_j"], "pck_v": c3["pck_v"], "thresholds_cm": c3["thresholds_cm"],
               "within_px": frames_within_distance(preds["j_pro_px"], gt2d, split.px_thresholds).tolist()}
     if "hg" in preds:
