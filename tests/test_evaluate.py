@@ -322,3 +322,20 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
     with pytest.raises(ValueError, match="encoder_init / encoder_weights changed between stages"):
         load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["3d"])
     assert load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["2d"]) > 0
+
+
+def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
+    from s2hand.train.evaluate import FRAME_COLUMNS, frame_values
+
+    seq = np.array([1, 1, 1, 1, 0, 0, 0, 2, -1])
+    frame = np.array([3, 0, 1, 2, 0, 1, 3, 0, 0])
+    r = np.random.default_rng(0)
+    gt = r.normal(0, 0.05, (9, 21, 3))
+    t = FrameTable(image=np.array([f"{i}" for i in range(9)]), K=np.tile(np.eye(3), (9, 1, 1)), seq=seq,
+                   frame=frame, joints3d=gt)
+    v = frame_values({"joints": gt + r.normal(0, 0.01, gt.shape)}, t)
+    assert set(v) <= set(FRAME_COLUMNS) and all(len(x) == 9 for x in v.values())
+    assert v["seq"].tolist() == seq.tolist() and v["frame"].tolist() == frame.tolist()
+    # runs: seq 0 frames 0,1 | seq 0 frame 3 | seq 1 frames 0-3 (inner: 1, 2) | seq 2 | still image
+    assert np.flatnonzero(np.isfinite(v["acc_mm_per_frame2"])).tolist() == [2, 3]
+    assert frame_values({}, t) == {}
