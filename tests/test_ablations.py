@@ -215,3 +215,35 @@ def test_cli_lists_the_experiments(capsys, monkeypatch):
     assert "tiny-table6-wsl-ground-truth  [table6.wsl_ground_truth]" in out
     assert "dvc exp run --temp -n tiny-upper-bound" in out and "-S train.supervision=full3d" in out
     assert main(["ablations", "list", "--tables", "table99"]) == 1  # one-line error, exit 1
+
+
+def test_ablation_rows_are_mlflow_runs_tagged_with_table_and_row_under_the_same_metric_names(spec, tmp_path,
+                                                                                              monkeypatch):
+    """What the MLflow compare view lines up: every experiment's tags name each (table, row) it
+    stands for; the stages log them on their runs; the report finds a row's runs by that tag and
+    reads the same val/<column> metric names for every row (tests/test_mlflow_server.py: over REST)."""
+    import mlflow
+
+    from pipeline.common import mlflow_run, tracking_uri
+    from s2hand.ablations.report import mlflow_runs
+    from s2hand.config import validate_params
+
+    exps = plan_experiments(spec, "tiny", base=BASE)
+    for e in exps:
+        assert e.tags == {f"ablation_{t}": r for t, r in e.members}
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    table = spec.tables["table6"]
+    logged = [e for e in exps if any(t == "table6" for t, _ in e.members)]
+    for i, e in enumerate(logged):
+        monkeypatch.setenv("DVC_EXP_NAME", e.name)
+        params = validate_params({"mlflow": {"experiment": f"{spec.mlflow_experiment}-tiny", "tags": e.tags}})
+        with mlflow_run(table.stages[0], params):
+            mlflow.log_metrics({f"val/{c.key}": 0.1 * (i + 1) for c in table.columns})
+    runs = mlflow_runs(tracking_uri(tmp_path), f"{spec.mlflow_experiment}-tiny")
+    f = build_tables(spec, "tiny", {}, runs, base=BASE)["table6"]
+    assert (f["mlflow runs"] == 1).all() and (f["source"] == "mlflow").all()
+    for i, e in enumerate(logged):
+        for t, r in e.members:
+            if t == "table6":
+                assert f.loc[r, table.columns[0].label] == pytest.approx(0.1 * (i + 1))
