@@ -10,9 +10,11 @@ seed, the network / hand / render / loss settings). Every trial is an overfit ru
 (not a DVC out: an interrupted stage keeps it, and a rerun skips the finished trials; another
 objective configuration has another fingerprint, so stale trials are never reused), and logged
 to MLflow as a child of one parent run "grid_search" (continued after an interruption). Writes
-    reports/grid_search/selected_weights.yaml   params fragment, with its apply command
+    reports/grid_search/selected_weights.yaml   params fragment, with its apply command (the paper's weights
+                                                when no trial ended below the mean pose: not informative)
     reports/grid_search/README.md               Tables 10-12 of the supplementary, from real trials
-    reports/grid_search/metrics.json            best overfit accuracy, trial counts, wall time
+    reports/grid_search/metrics.json            best overfit accuracy, trial counts, wall time; informative
+                                                (any trial measurably below the mean pose), the gaps
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ def protocol_notes(objective, fingerprint: str, trials_path: Path, ran: int, wal
 def main() -> dict:
     from s2hand.search import MlflowTrialLogger, TrialStore, build_plan, open_executor, render_report, run_search
     from s2hand.search import write_selected_weights
+    from s2hand.search.report import selection_check
     from s2hand.search.objective import OverfitObjective
 
     t0 = time.perf_counter()
@@ -88,15 +91,21 @@ def main() -> dict:
             "trial_seconds_mean": round(sum(r.wall_s for r in records) / len(records), 2),
             "trial_seconds_total": round(sum(r.wall_s for r in records), 1),  # all trials, when they ran
         }
+        check = selection_check(result)  # did any trial overfit? if not, the paper's weights are written
+        metrics.update({"informative": check["informative"], "trials_below_mean_pose": check["trials_below_mean_pose"],
+                        "mean_pose_error_cm": check["mean_pose_error_cm"], "best_gap_to_mean_pose_cm": check["best_gap_cm"]})
         weights = write_selected_weights(REPORTS / "selected_weights.yaml", result)
         with atomic_file(REPORTS / "README.md") as f:
             f.write(render_report(result) + "\n" + protocol_notes(objective, fingerprint, store.path, ran, wall))
         write_json(REPORTS / "metrics.json", metrics)
         import mlflow
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         mlflow.log_artifacts(str(REPORTS), "grid_search")
     run_id_file.unlink()
+    if not metrics["informative"]:
+        log.warning("grid_search: no trial ended below the mean pose on its frames: selection not informative, "
+                    "the paper's weights written instead")
     log.info("grid_search: %d trials (%d run now) in %.0f s; selected %s", metrics["trials"], ran, wall, weights)
     return metrics
 

@@ -8,6 +8,8 @@ pretrained models), trains with s2hand.train.train_stage and writes
     outputs/checkpoints/<stage>/model.pt    the trained network (DVC out)
     reports/train/<stage>.json              final validation metrics, mean-pose baseline, timings
     reports/train/<stage>.png               validation frames: input | render | keypoints
+    reports/train/<stage>_frames.csv        per-frame values of the final validation (3D stages; the
+                                            ablation report's paired intervals)
 The in-progress checkpoint lives in outputs/.resume/<stage>/ (not a DVC out, so `dvc repro`
 does not delete it): kill a stage, rerun `dvc repro`, and it continues from there; the MLflow run
 is continued too (its id is kept beside the checkpoint).
@@ -21,7 +23,7 @@ import logging
 from pathlib import Path
 
 from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, PSEUDO_LABELS, mlflow_run, stage_params
-from s2hand.io import write_json
+from s2hand.io import atomic_file, write_json
 
 CHECKPOINTS = Path("outputs/checkpoints")
 RESUME = Path("outputs/.resume")
@@ -32,6 +34,18 @@ log = logging.getLogger("pipeline.training")
 
 def model_path(stage: str) -> Path:
     return CHECKPOINTS / stage / "model.pt"
+
+
+def frames_path(stage: str) -> Path:
+    """reports/train/<stage>_frames.csv: one row per validation frame (s2hand.train.evaluate.frame_values)."""
+    return REPORTS / f"{stage}_frames.csv"
+
+
+def write_frame_values(path: Path, values: dict) -> None:
+    import pandas as pd
+
+    with atomic_file(path) as f:
+        pd.DataFrame(values).to_csv(f, index=False, float_format="%.6g")
 
 
 class MlflowLogger:
@@ -51,6 +65,8 @@ class MlflowLogger:
 def run_stage(stage: str) -> dict:
     """Train `stage` with params.yaml; log to MLflow (rank 0); write the model and the report."""
     from s2hand.train import StagePaths, distributed_env, train_stage
+    from s2hand.train.evaluate import FRAME_COLUMNS
+    from s2hand.train.system import STAGE_BRANCH
 
     params = stage_params()
     paths = StagePaths(dataset=DATASET, keypoints=KEYPOINTS, hand_model=HAND_MODEL,
@@ -73,7 +89,9 @@ def run_stage(stage: str) -> dict:
         paths.resume_dir.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(run.info.run_id + "\n")
         summary = train_stage(params, stage, paths, init_from=init_from, logger=MlflowLogger())
-    report = {k: v for k, v in summary.items() if k != "history"}
+    report = {k: v for k, v in summary.items() if k not in ("history", "frames")}
+    if STAGE_BRANCH[stage] != "2d":  # per-frame values of the final validation: the ablations' paired intervals
+        write_frame_values(frames_path(stage), summary.get("frames") or {c: [] for c in FRAME_COLUMNS})
     # the validation curve (learning-curve figure of the evaluate stage): images seen in this stage
     report["curve"] = [{"images": h.get("images", 0), "step": h["step"], "pa_mpjpe_cm": h["pa_mpjpe_cm"]}
                        for h in summary.get("history", []) if "pa_mpjpe_cm" in h]

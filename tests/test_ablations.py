@@ -5,18 +5,21 @@ experiments it expands to, and the report built from (fake) experiment results.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
 from s2hand.ablations import AblationError, exp_run_args, load_spec, plan_experiments
-from s2hand.ablations.report import build_tables, render_markdown, verdict
+from s2hand.ablations.report import build_tables, render_markdown, table_checks
 from s2hand.ablations.spec import check_overrides
+from s2hand.metrics.compare import VERDICTS
 from s2hand.losses import supervised_3d_loss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,33 +125,85 @@ def _fake_results(spec, better: bool) -> dict:
     return out
 
 
-def test_report_tables_and_verdicts_follow_the_numbers(spec):
+def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4) -> dict:
+    """Per-frame values as the training stages write them (frame_values' columns only): each row's
+    value is its paper number (or the reverse) plus noise that every row shares frame by frame."""
+    from s2hand.train.evaluate import FRAME_COLUMNS
+
+    noise = np.random.default_rng(0).normal(0, 0.01, sequences * per_seq)
+    keys = {"seq": np.repeat(np.arange(sequences), per_seq), "frame": np.tile(np.arange(per_seq), sequences)}
+    out: dict = {}
+    for name, item in _fake_results(spec, better).items():
+        for file, blocks in item["metrics"].items():
+            block = next(iter(blocks.values()))
+            cols = {k: v + noise for k, v in block.items() if k in FRAME_COLUMNS}
+            out.setdefault(name, {})[file] = pd.DataFrame({**keys, **cols})
+    return out
+
+
+def _per_frame_metric(metric: str) -> bool:
+    from s2hand.train.evaluate import FRAME_COLUMNS
+
+    return metric in FRAME_COLUMNS
+
+
+def test_report_verdicts_follow_the_paired_per_frame_values(spec):
     frames = build_tables(spec, "tiny", _fake_results(spec, True), pd.DataFrame(), base=BASE)
+    checks = table_checks(spec, "tiny", frames, _fake_frames(spec, True), base=BASE)
+    json.dumps(checks, allow_nan=False)  # reports/ablations.json: plain data
     for t_id, table in spec.tables.items():
         f = frames[t_id]
         assert list(f.index) == [r.id for r in spec.rows(t_id)]
-        held, measured, _ = verdict(table, f)
-        assert held == measured == len(table.claims)
         first = table.columns[0].label  # (rows shared between tables take the first table's number)
         assert not math.isnan(f.loc[table.reference, first]) and not math.isnan(f.loc["upper_bound", first])
+        t = checks["tables"][t_id]
+        assert len(t["claims"]) == len(table.claims) and sum(t["counts"].values()) == len(table.claims)
+        for c in t["claims"]:
+            assert c["verdict"] in VERDICTS
+            if _per_frame_metric(c["metric"]):
+                assert c["verdict"] == "held" and c["lo"] - 1e-9 <= c["diff"] <= c["hi"] + 1e-9, c
+                assert (c["diff"] < 0) == c["lower_is_better"] and c["groups"] == 10
+            else:  # texture/shape S.D., quaternion loss: no per-frame values, no verdict
+                assert c["verdict"] == "not measurable" and c["diff"] is None and c["reason"]
+        u = t["upper_bound"]
+        assert u["undertrained"] == (u["beats"] is False)
+        lower = table.columns[0].lower_is_better
+        assert u["beats"] == ((u["value"] < u["best_self_supervised"]) if lower else (u["value"] > u["best_self_supervised"]))
     flipped = build_tables(spec, "tiny", _fake_results(spec, False), pd.DataFrame(), base=BASE)
-    assert all(verdict(t, flipped[i])[0] == 0 for i, t in spec.tables.items())
-    text = render_markdown(spec, "tiny", frames)
+    back = table_checks(spec, "tiny", flipped, _fake_frames(spec, False), base=BASE)
+    for t in back["tables"].values():
+        assert all(c["verdict"] == ("reversed" if _per_frame_metric(c["metric"]) else "not measurable")
+                   for c in t["claims"])
+    text = render_markdown(spec, "tiny", frames, checks)
     assert text.count("\n## ") == len(spec.tables)
-    assert "held here in" in text and re.search(r"\| E_loc +\|", text)
+    assert re.search(r"\| E_loc +\|", text) and "ablations.json" in text
 
 
-def test_report_without_results_says_not_measured_and_uses_mlflow(spec):
+def test_upper_bound_that_does_not_beat_self_supervision_is_called_undertrained(spec):
+    results = _fake_results(spec, True)
+    frames = build_tables(spec, "tiny", results, pd.DataFrame(), base=BASE)
+    frames["table3"].loc["upper_bound", "MPJPE cm"] = 9.0  # worse than every self-supervised row
+    checks = table_checks(spec, "tiny", frames, {}, base=BASE)
+    u = checks["tables"]["table3"]["upper_bound"]
+    assert u["beats"] is False and u["undertrained"] is True
+    assert "undertrained" in render_markdown(spec, "tiny", frames, checks)
+    frames["table3"].loc["upper_bound", "MPJPE cm"] = 0.1
+    assert table_checks(spec, "tiny", frames, {}, base=BASE)["tables"]["table3"]["upper_bound"]["undertrained"] is False
+
+
+def test_report_without_results_says_not_measurable_and_uses_mlflow(spec):
     assert math.isnan(build_tables(spec, "tiny", {}, pd.DataFrame(), base=BASE)["table3"].loc["loc", "MPJPE cm"])
     runs = pd.DataFrame({"tags.ablation_table3": ["loc"], "tags.stage": ["finetune"],
                          "metrics.val/pa_mpjpe_cm": [2.5],
                          "start_time": pd.to_datetime(["2025-01-01 00:00"]),
                          "end_time": pd.to_datetime(["2025-01-01 00:03"])})
-    f = build_tables(spec, "tiny", {}, runs, base=BASE)["table3"]
-    assert f.loc["loc", "MPJPE cm"] == 2.5 and f.loc["loc", "source"] == "mlflow"
-    assert f.loc["loc", "mlflow runs"] == 1 and f.loc["loc", "train min"] == 3.0
-    held, measured, lines = verdict(spec.tables["table3"], f)
-    assert measured == 0 and all("not measured" in x for x in lines)
+    f = build_tables(spec, "tiny", {}, runs, base=BASE)
+    assert f["table3"].loc["loc", "MPJPE cm"] == 2.5 and f["table3"].loc["loc", "source"] == "mlflow"
+    assert f["table3"].loc["loc", "mlflow runs"] == 1 and f["table3"].loc["loc", "train min"] == 3.0
+    checks = table_checks(spec, "tiny", f, {}, base=BASE)
+    claims = checks["tables"]["table3"]["claims"]
+    assert all(c["verdict"] == "not measurable" and c["reason"] == "no per-frame values" for c in claims)
+    assert checks["tables"]["table3"]["upper_bound"]["beats"] is None
 
 
 def test_cli_lists_the_experiments(capsys, monkeypatch):
@@ -160,3 +215,35 @@ def test_cli_lists_the_experiments(capsys, monkeypatch):
     assert "tiny-table6-wsl-ground-truth  [table6.wsl_ground_truth]" in out
     assert "dvc exp run --temp -n tiny-upper-bound" in out and "-S train.supervision=full3d" in out
     assert main(["ablations", "list", "--tables", "table99"]) == 1  # one-line error, exit 1
+
+
+def test_ablation_rows_are_mlflow_runs_tagged_with_table_and_row_under_the_same_metric_names(spec, tmp_path,
+                                                                                              monkeypatch):
+    """What the MLflow compare view lines up: every experiment's tags name each (table, row) it
+    stands for; the stages log them on their runs; the report finds a row's runs by that tag and
+    reads the same val/<column> metric names for every row (tests/test_mlflow_server.py: over REST)."""
+    import mlflow
+
+    from pipeline.common import mlflow_run, tracking_uri
+    from s2hand.ablations.report import mlflow_runs
+    from s2hand.config import validate_params
+
+    exps = plan_experiments(spec, "tiny", base=BASE)
+    for e in exps:
+        assert e.tags == {f"ablation_{t}": r for t, r in e.members}
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    table = spec.tables["table6"]
+    logged = [e for e in exps if any(t == "table6" for t, _ in e.members)]
+    for i, e in enumerate(logged):
+        monkeypatch.setenv("DVC_EXP_NAME", e.name)
+        params = validate_params({"mlflow": {"experiment": f"{spec.mlflow_experiment}-tiny", "tags": e.tags}})
+        with mlflow_run(table.stages[0], params):
+            mlflow.log_metrics({f"val/{c.key}": 0.1 * (i + 1) for c in table.columns})
+    runs = mlflow_runs(tracking_uri(tmp_path), f"{spec.mlflow_experiment}-tiny")
+    f = build_tables(spec, "tiny", {}, runs, base=BASE)["table6"]
+    assert (f["mlflow runs"] == 1).all() and (f["source"] == "mlflow").all()
+    for i, e in enumerate(logged):
+        for t, r in e.members:
+            if t == "table6":
+                assert f.loc[r, table.columns[0].label] == pytest.approx(0.1 * (i + 1))

@@ -78,3 +78,33 @@ def test_bad_input_is_refused():
         paired_comparison(a, b, g[:-1])
     with pytest.raises(ValueError, match="level"):
         paired_comparison(a, b, g, level=1.0)
+
+
+def test_per_frame_accuracy_averages_to_the_freihand_numbers():
+    from s2hand.metrics.compare import per_frame_accuracy
+
+    r = np.random.default_rng(3)
+    gt_j, gt_v = r.normal(0, 0.05, (9, 21, 3)), r.normal(0, 0.05, (9, 40, 3))
+    pred_j, pred_v = gt_j + r.normal(0, 0.01, gt_j.shape), gt_v + r.normal(0, 0.01, gt_v.shape)
+    e = evaluate_freihand(gt_j, gt_v, pred_j, pred_v)
+    f = per_frame_accuracy(pred_j, gt_j, pred_v, gt_v)
+    assert all(v.shape == (9,) for v in f.values())
+    for k, key in (("pa_mpjpe_cm", "mpjpe_cm"), ("pa_mpvpe_cm", "mpvpe_cm"), ("auc_j", "auc_j"), ("auc_v", "auc_v")):
+        assert f[k].mean() == pytest.approx(e[key], rel=1e-9, abs=1e-12)
+    assert set(per_frame_accuracy(pred_j, gt_j)) == {"pa_mpjpe_cm", "auc_j"}
+
+
+def test_verdict_reads_the_interval_in_the_papers_direction():
+    from s2hand.metrics.compare import VERDICTS, verdict
+
+    a, b, g = _errors(shift=-0.05)
+    c = paired_comparison(a, b, g)
+    assert c["better"]
+    assert verdict(c, paper_lower=True) == "held"
+    assert verdict(c, paper_lower=False) == "reversed"
+    assert verdict(paired_comparison(b, a, g), paper_lower=True) == "reversed"
+    assert verdict(paired_comparison(a, a, g), paper_lower=True) == "not measurable"
+    few = paired_comparison(a[:30], b[:30], g[:30])  # 2 groups: no interval
+    assert few["lo"] is None and verdict(few, True) == "not measurable"
+    assert verdict(None, True) == "not measurable"
+    assert {verdict(c, True), verdict(c, False), verdict(None, True)} == set(VERDICTS)

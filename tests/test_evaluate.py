@@ -128,6 +128,12 @@ def test_readme_states_what_the_paired_comparison_allows():
     few = readme({"vs_mean_pose": {"s2hand": {**c, "lo_cm": None, "hi_cm": None, "groups": 2}}}, SETUP)
     assert "-0.020 cm (2 sequences, too few for an interval: no conclusion)" in few
     assert metrics_json({}, None, {}, 3, vs_mean_pose={"s2hand": c})["vs_mean_pose"]["s2hand"] == c
+    from s2hand.evaluate.stage import judged
+
+    assert judged(c)["verdict"] == "not measurable" and judged({**c, "hi_cm": -0.01})["verdict"] == "held"
+    assert judged({**c, "lo_cm": 0.01})["verdict"] == "reversed"
+    assert judged({**c, "lo_cm": None, "hi_cm": None})["verdict"] == "not measurable"
+    assert "Verdict: held." in readme({"vs_mean_pose": {"s2hand": judged({**c, "hi_cm": -0.01})}}, SETUP)
 
 
 def test_readme_names_the_configuration_and_handles_missing_numbers():
@@ -230,6 +236,17 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     for name in ("s2hand", "s2hand_v"):  # projected error on the detector's keypoints (its own error's frames)
         assert m[name]["mpjpe2d_px_on_detected"] > 0
     v = m["s2hand_v_vs_s2hand"]  # S2HAND(V) against S2HAND, paired
+    from s2hand.metrics.compare import verdict
+
+    judged = json.loads((reports / "verdicts.json").read_text())  # the README's comparisons with verdicts
+    assert judged == json.loads(json.dumps(summary["verdicts"]))
+    for name, c in judged["vs_mean_pose"].items():  # one verdict each, from the interval (paper: lower)
+        assert c["verdict"] == verdict({"lo": c["lo_cm"], "hi": c["hi_cm"]}, paper_lower=True)
+        assert {k: x for k, x in c.items() if k != "verdict"} == m["vs_mean_pose"][name]
+    jv = judged["s2hand_v_vs_s2hand"]
+    assert jv["pa_mpjpe"]["verdict"] == verdict({"lo": jv["pa_mpjpe"]["lo_cm"], "hi": jv["pa_mpjpe"]["hi_cm"]}, True)
+    assert jv["acc_mm_frame2"]["verdict"] == verdict(jv["acc_mm_frame2"], paper_lower=True)
+    assert f"Verdict: {jv['pa_mpjpe']['verdict']}." in (reports / "README.md").read_text()
     assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["mpjpe_cm"] - m["s2hand"]["mpjpe_cm"], abs=1e-6)
     assert v["acc_mm_frame2"]["diff"] == pytest.approx(v["acc_mm_frame2"]["s2hand_v"] - v["acc_mm_frame2"]["s2hand"])
     text = (reports / "README.md").read_text()
@@ -322,3 +339,20 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
     with pytest.raises(ValueError, match="encoder_init / encoder_weights changed between stages"):
         load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["3d"])
     assert load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["2d"]) > 0
+
+
+def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
+    from s2hand.train.evaluate import FRAME_COLUMNS, frame_values
+
+    seq = np.array([1, 1, 1, 1, 0, 0, 0, 2, -1])
+    frame = np.array([3, 0, 1, 2, 0, 1, 3, 0, 0])
+    r = np.random.default_rng(0)
+    gt = r.normal(0, 0.05, (9, 21, 3))
+    t = FrameTable(image=np.array([f"{i}" for i in range(9)]), K=np.tile(np.eye(3), (9, 1, 1)), seq=seq,
+                   frame=frame, joints3d=gt)
+    v = frame_values({"joints": gt + r.normal(0, 0.01, gt.shape)}, t)
+    assert set(v) <= set(FRAME_COLUMNS) and all(len(x) == 9 for x in v.values())
+    assert v["seq"].tolist() == seq.tolist() and v["frame"].tolist() == frame.tolist()
+    # runs: seq 0 frames 0,1 | seq 0 frame 3 | seq 1 frames 0-3 (inner: 1, 2) | seq 2 | still image
+    assert np.flatnonzero(np.isfinite(v["acc_mm_per_frame2"])).tolist() == [2, 3]
+    assert frame_values({}, t) == {}

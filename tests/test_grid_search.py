@@ -68,6 +68,10 @@ def test_overfit_objective_finite_complete_deterministic(tiny_data, variant):
     assert off.losses["pixel"] > 0 and off.losses["ssim"] > 0
     assert weighted_losses(w_off, off.losses)["pixel"] == 0
     assert off.losses != a.losses  # the photometric weight changed the training
+    # the trial's gap to the mean pose on its own frames: the difference of the two PA-MPJPEs, with a verdict
+    g = a.vs_mean_pose
+    assert g["diff_cm"] == pytest.approx(a.accuracy_error - g["mean_pose_cm"], abs=1e-4)
+    assert g["frames"] == obj.params.grid_search.subset_size and g["verdict"] in ("held", "reversed", "not measurable")
 
 
 def test_fingerprint_follows_the_objective_not_the_runtime(tiny_data, monkeypatch):
@@ -179,8 +183,47 @@ def test_stage_resumes_without_rerunning_trials(stage_dir, monkeypatch):
     frag = yaml.safe_load((reports / "selected_weights.yaml").read_text())["weights"]
     validate_params({"weights": frag})
     assert frag["geo"] == pytest.approx(0.001) and "quat" not in frag  # params units, S2HAND weights only
-    assert json.loads((reports / "metrics.json").read_text())["trials"] == 10
+    written = json.loads((reports / "metrics.json").read_text())
+    assert written["trials"] == 10
+    # the stand-in reports no gap to the mean pose: nothing overfit, so the selection is not applied
+    assert written["informative"] is False and written["trials_below_mean_pose"] == 0
+    assert "Selection not informative" in md and "NOT INFORMATIVE" in (reports / "selected_weights.yaml").read_text()
 
     # a third execution finds every trial in the log: nothing runs
     monkeypatch.setattr(OverfitObjective, "from_params", staticmethod(fake(0)))
     assert stage.main()["trials_run"] == 0
+
+
+def test_selection_is_applied_only_when_a_trial_ends_below_the_mean_pose(tmp_path):
+    """A search whose trials never end measurably below the mean pose writes the paper's weights;
+    one where a trial does writes its selection."""
+    from s2hand.config import LossWeights
+    from s2hand.search import TrialStore, build_plan, run_search
+    from s2hand.search.plan import GridSearchParams
+    from s2hand.search.report import chosen_weights, render_report, selection_check
+
+    def run(gap: dict, name: str):
+        base = StandIn(None)
+
+        def objective(w):
+            s = base(w)
+            return TrialScores(s.accuracy_error, s.fixed_loss_sum, s.losses, vs_mean_pose=gap)
+
+        plan = build_plan(GridSearchParams(profile="reduced", phase1_weights=["ori"], phase2_groups=["ori"],
+                                           sensitivity_weights=[]))
+        start = {**LossWeights().model_dump(), "ori": 1.0}  # far from the stand-in's optimum (100)
+        return run_search(plan, objective, TrialStore(tmp_path / f"{name}.jsonl"), start)
+
+    below = {"diff_cm": -0.5, "lo_cm": -0.7, "hi_cm": -0.3, "groups": 9, "frames": 30, "mean_pose_cm": 1.5,
+             "verdict": "held"}
+    at = {**below, "diff_cm": -0.01, "lo_cm": -0.05, "hi_cm": 0.04, "verdict": "not measurable"}
+    yes, no = run(below, "yes"), run(at, "no")
+    assert selection_check(yes)["informative"] and selection_check(yes)["trials_below_mean_pose"] > 0
+    assert chosen_weights(yes) == yes.output_weights()
+    c = selection_check(no)
+    assert not c["informative"] and c["trials_below_mean_pose"] == 0 and c["best_gap_cm"] == pytest.approx(-0.01)
+    assert c["mean_pose_error_cm"] == 1.5
+    paper = LossWeights().model_dump()
+    assert chosen_weights(no) == {k: paper[k] for k in no.output_weights()}
+    assert "Selection not informative" in render_report(no) and "Selection not informative" not in render_report(yes)
+    assert "-0.01 [-0.05, +0.04]" in render_report(no)  # each trial's gap, with its interval

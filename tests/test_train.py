@@ -334,6 +334,12 @@ def test_stages_chain_into_finetune(tiny_data, tmp_path):
     s = train_stage(params, "finetune", paths_for(tiny_data, tmp_path, "finetune"), init_from=init)
     assert s["steps"] == 2 and {"pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"} <= set(s["val"])
     assert (tmp_path / "pictures" / "finetune.png").stat().st_size > 1000
+    # per-frame values of the final validation: one per val frame, averaging to the split's numbers
+    f = s["frames"]
+    assert len(f["pa_mpjpe_cm"]) == len(f["seq"]) == len(f["frame"]) > 0
+    assert f["pa_mpjpe_cm"].mean() == pytest.approx(s["val"]["pa_mpjpe_cm"], rel=1e-4)
+    assert f["pa_mpvpe_cm"].mean() == pytest.approx(s["val"]["pa_mpvpe_cm"], rel=1e-4)
+    assert pre["pretrain_2d"]["frames"] == {}  # no 3D predictions
     # finetune started from both: its validation before training equals each pretrained branch's final one
     h = s["history"][0]
     assert h["step"] == 0

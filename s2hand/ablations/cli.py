@@ -3,7 +3,7 @@
     s2hand ablations list   [--profile tiny|full] [--tables table3 table4]   # experiments and their -S
     s2hand ablations run    [--profile ...] [--tables ...] [--prepare] [--rerun]   # one after another (CI)
     s2hand ablations queue  [--profile ...] [--tables ...]                   # then: dvc queue start -j N
-    s2hand ablations report [--profile ...] [--out reports/ablations.md]
+    s2hand ablations report [--profile ...] [--out reports/ablations.md]  # + reports/ablations.json
     s2hand mlflow-ui [--port 5000]                                           # MLflow UI on 127.0.0.1
 
 Run from the repository root (where dvc.yaml, params.yaml, ablations.yaml and mlruns.db are).
@@ -68,14 +68,20 @@ def _run(args: argparse.Namespace) -> int:
             print(f"queued {len(names)} experiment(s); start them with: dvc queue start -j N "
                   "(follow: dvc queue status; then s2hand ablations report)")
         else:
-            from .report import build_tables, mlflow_runs, render_markdown
-            from .runner import exp_results
+            from s2hand.io import write_json
+
+            from .report import build_tables, mlflow_runs, render_markdown, table_checks
+            from .runner import exp_frames, exp_results
 
             runs = mlflow_runs(f"sqlite:///{Path(args.db).resolve()}", f"{spec.mlflow_experiment}-{args.profile}")
-            frames = build_tables(spec, args.profile, exp_results(root), runs, base=base)
-            text = render_markdown(spec, args.profile, frames)
+            results = exp_results(root)
+            frames = build_tables(spec, args.profile, results, runs, base=base)
+            files = sorted({t.metrics_file for t in spec.tables.values()})
+            checks = table_checks(spec, args.profile, frames, exp_frames(results, files, root), base=base)
+            text = render_markdown(spec, args.profile, frames, checks)
             with atomic_file(args.out) as f:
                 f.write(text)
+            write_json(Path(args.out).with_suffix(".json"), checks)  # the verdicts as data, beside the markdown
             print(text)
     except AblationError as e:
         raise CommandError(str(e)) from None

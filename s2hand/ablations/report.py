@@ -1,21 +1,46 @@
-"""reports/ablations.md: one table per paper table, ours beside the paper's, and a verdict.
+"""reports/ablations.md and reports/ablations.json: one table per paper table, ours beside the
+paper's, and one verdict per claim of the paper.
 
     frames = build_tables(spec, "tiny", exp_results(), mlflow_runs(uri, "s2hand-ablations-tiny"))
-    text = render_markdown(spec, "tiny", frames)
+    checks = table_checks(spec, "tiny", exp_frames(exp_results(), spec), base=base)   # the JSON
+    text = render_markdown(spec, "tiny", frames, checks)
 
 Our numbers come from each row's DVC experiment (`dvc exp show --json`: the table's metrics file,
 e.g. reports/train/finetune.json's "val" block); where an experiment lacks them, from the MLflow
 run of that row (the last "val/<metric>" it logged). The MLflow store also gives each row's runs
-(tagged ablation_<table> = <row>) and their training time. `verdict` compares the rows each of
-the paper's claims compares, in the claim's metric; a tie or a missing number is not "held".
+(tagged ablation_<table> = <row>) and their training time.
+
+Each claim of the paper (row `better` beats row `worse` in a metric) is checked on the per-frame
+values the training stage wrote beside its metrics (reports/train/<stage>_frames.csv,
+s2hand.train.evaluate.frame_values), paired frame by frame on (seq, frame): the difference
+better - worse with its 95 % interval from a bootstrap over sequences
+(s2hand.metrics.compare.paired_comparison) and one verdict (s2hand.metrics.compare.verdict):
+"held" (the interval lies wholly on the paper's side), "reversed" (wholly on the other side) or
+"not measurable" (the interval holds 0, too few sequences, or no per-frame values for the
+metric: texture/shape S.D. and the quaternion loss are per sequence or window, not per frame).
+The upper bound (ground-truth 3D supervision) should beat every self-supervised row; where it
+does not, in the table's first column, the table says its profile is undertrained.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-from .spec import Experiment, Spec, Table, plan_experiments
+from s2hand.metrics.compare import VERDICTS, paired_comparison, verdict
+
+from .spec import Claim, Column, Experiment, Spec, Table, plan_experiments
+
+LEVEL = 0.95  # the intervals' confidence level
+KEYS = ["seq", "frame"]  # what pairs two rows' per-frame values
+
+
+def frames_file(metrics_file: str) -> str:
+    """The per-frame values written beside a training stage's metrics file:
+    reports/train/finetune.json -> reports/train/finetune_frames.csv (pipeline/training.py)."""
+    p = Path(metrics_file)
+    return (p.parent / f"{p.stem}_frames.csv").as_posix()
 
 
 def dig(tree: object, dotted: str) -> object:
@@ -86,36 +111,115 @@ def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.Da
     return frames
 
 
-def verdict(table: Table, frame: pd.DataFrame) -> tuple[int, int, list[str]]:
-    """(claims held, claims measured, one line per claim) from `frame` (build_tables' frame)."""
-    labels = {c.key: c for c in table.columns}
-    held, measured, lines = 0, 0, []
-    for cl in table.claims:
-        col = labels[cl.metric]
-        a, b = float(frame.loc[cl.better, col.label]), float(frame.loc[cl.worse, col.label])
-        if math.isnan(a) or math.isnan(b):
-            lines.append(f"{cl.says}: not measured")
-            continue
-        measured += 1
-        ok = a < b if col.lower_is_better else a > b
-        held += ok
-        lines.append(f"{cl.says}: {'held' if ok else 'did not hold'} ({col.label} {a:.4g} for "
-                     f"{cl.better} vs {b:.4g} for {cl.worse})")
-    return held, measured, lines
+def row_frames(spec: Spec, profile: str, per_frame: dict[str, dict[str, pd.DataFrame]],
+               base: dict | None = None) -> dict[tuple[str, str], pd.DataFrame | None]:
+    """{(table id, row id): the per-frame values of the row's experiment for the table's metrics
+    file, or None}; per_frame: {experiment name: {metrics file: DataFrame}} (runner.exp_frames)."""
+    out: dict[tuple[str, str], pd.DataFrame | None] = {}
+    for e in plan_experiments(spec, profile, base=base):
+        for t_id, r_id in e.members:
+            out[(t_id, r_id)] = (per_frame.get(e.name) or {}).get(spec.tables[t_id].metrics_file)
+    return out
 
 
-def upper_bound_gap(spec: Spec, table: Table, frame: pd.DataFrame) -> str:
-    """One sentence: the reference row against the upper bound in the table's first column."""
+def compare_rows(a: pd.DataFrame | None, b: pd.DataFrame | None, col: Column, paper_a_better: bool = True,
+                 level: float = LEVEL) -> dict:
+    """Row a minus row b in `col`, frame by frame on the frames both have (joined on seq, frame;
+    frames without a value dropped), with the sequence-bootstrap interval, and the verdict on
+    "a is better than b" (paper_a_better) -> {"diff", "lo", "hi", "groups", "frames", "verdict",
+    "reason"} ("reason": why there is no interval, else "")."""
+    out = {"diff": None, "lo": None, "hi": None, "groups": 0, "frames": 0, "verdict": "not measurable", "reason": ""}
+    if a is None or b is None:
+        out["reason"] = "no per-frame values"
+        return out
+    if col.key not in a or col.key not in b:
+        out["reason"] = f"no per-frame {col.key}"
+        return out
+    both = a[KEYS + [col.key]].merge(b[KEYS + [col.key]], on=KEYS, suffixes=("_a", "_b")).dropna()
+    if both.empty:
+        out["reason"] = "no frames in common"
+        return out
+    c = paired_comparison(both[f"{col.key}_a"].to_numpy(), both[f"{col.key}_b"].to_numpy(),
+                          both["seq"].to_numpy(), level)
+    paper_lower = col.lower_is_better == paper_a_better  # the paper says a - b < 0
+    out.update({k: c[k] for k in ("diff", "lo", "hi", "groups", "frames")})
+    out["verdict"] = verdict(c, paper_lower)
+    if c["lo"] is None:
+        out["reason"] = f"{c['groups']} sequences: too few for an interval"
+    return out
+
+
+def claim_check(table: Table, claim: Claim, rows: dict[str, pd.DataFrame | None], level: float = LEVEL) -> dict:
+    """One claim of the paper checked on the per-frame values (module docstring)."""
+    col = next(c for c in table.columns if c.key == claim.metric)
+    return {"says": claim.says, "better": claim.better, "worse": claim.worse, "metric": claim.metric,
+            "lower_is_better": col.lower_is_better,
+            **compare_rows(rows.get(claim.better), rows.get(claim.worse), col, True, level)}
+
+
+def upper_bound_check(spec: Spec, table: Table, frame: pd.DataFrame, rows: dict[str, pd.DataFrame | None],
+                      level: float = LEVEL) -> dict:
+    """The upper bound against the self-supervised rows in the table's first column: its value, the
+    best self-supervised one, whether it beats them all ("beats"; None when unmeasured),
+    "undertrained" (it does not: the profile trained too little for the table to mean much), and
+    the paired comparison with the reference row (verdict on "the upper bound is better")."""
     c = table.columns[0]
-    ref, ub = float(frame.loc[table.reference, c.label]), float(frame.loc[spec.upper_bound.id, c.label])
-    if math.isnan(ref) or math.isnan(ub):
-        return "The upper bound was not measured."
-    gap = (ref - ub) / abs(ub) * 100 if ub else math.nan
-    if not c.lower_is_better:
-        gap = -gap
-    return (f"With ground-truth 3D supervision the same network reaches {c.label} {ub:.4g}; "
-            f"the self-supervised {table.reference} reaches {ref:.4g} "
-            f"({abs(gap):.1f} % {'worse' if gap > 0 else 'better'}).")
+    ub = float(frame.loc[spec.upper_bound.id, c.label])
+    own = [float(frame.loc[r.id, c.label]) for r in table.rows]
+    own = [v for v in own if not math.isnan(v)]
+    best = (min(own) if c.lower_is_better else max(own)) if own else math.nan
+    measured = not (math.isnan(ub) or math.isnan(best))
+    beats = (ub < best if c.lower_is_better else ub > best) if measured else None
+    return {"metric": c.key, "value": None if math.isnan(ub) else ub, "best_self_supervised": None if math.isnan(best) else best,
+            "beats": beats, "undertrained": beats is False,
+            "vs_reference": {"reference": table.reference,
+                             **compare_rows(rows.get(spec.upper_bound.id), rows.get(table.reference), c, True, level)}}
+
+
+def table_checks(spec: Spec, profile: str, frames: dict[str, pd.DataFrame],
+                 per_frame: dict[str, dict[str, pd.DataFrame]], base: dict | None = None,
+                 level: float = LEVEL) -> dict:
+    """reports/ablations.json: {"profile", "level", "tables": {table id: {"claims": [claim_check],
+    "counts": {verdict: n}, "upper_bound": upper_bound_check}}}. frames: build_tables' output."""
+    by_row = row_frames(spec, profile, per_frame, base)
+    tables = {}
+    for t_id, table in spec.tables.items():
+        rows = {r.id: by_row.get((t_id, r.id)) for r in spec.rows(t_id)}
+        claims = [claim_check(table, cl, rows, level) for cl in table.claims]
+        tables[t_id] = {"title": table.title, "claims": claims,
+                        "counts": {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS},
+                        "upper_bound": upper_bound_check(spec, table, frames[t_id], rows, level)}
+    return {"profile": profile, "level": level, "tables": tables}
+
+
+def _interval(c: dict, digits: int = 3) -> str:
+    if c["diff"] is None:
+        return c["reason"]
+    head = f"{c['diff']:+.{digits}g}"
+    if c["lo"] is None:
+        return f"{head} ({c['reason']})"
+    return f"{head} (95 % interval {c['lo']:+.{digits}g} to {c['hi']:+.{digits}g}, {c['groups']} sequences)"
+
+
+def claim_lines(check: dict) -> list[str]:
+    """One markdown bullet per claim: the paper's statement, the verdict, the paired difference."""
+    return [f"- {c['says']}: **{c['verdict']}**; {c['better']} minus {c['worse']}, {c['metric']} frame by frame: "
+            f"{_interval(c)}." for c in check["claims"]]
+
+
+def upper_bound_lines(spec: Spec, table: Table, check: dict) -> list[str]:
+    u = check["upper_bound"]
+    label = table.columns[0].label
+    if u["beats"] is None:
+        return ["The upper bound was not measured."]
+    v = u["vs_reference"]
+    line = (f"With ground-truth 3D supervision the same network reaches {label} {u['value']:.4g}; the best "
+            f"self-supervised row {u['best_self_supervised']:.4g}. Upper bound minus {table.reference}: "
+            f"{_interval(v)} ({v['verdict']} that supervision does better).")
+    if u["undertrained"]:
+        line += (" The upper bound does not beat the self-supervised rows: this profile is undertrained, and "
+                 "this table shows what so little training does, not the paper's comparisons.")
+    return [line]
 
 
 def _fmt(v: object) -> str:
@@ -124,27 +228,31 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def render_markdown(spec: Spec, profile: str, frames: dict[str, pd.DataFrame]) -> str:
+def render_markdown(spec: Spec, profile: str, frames: dict[str, pd.DataFrame], checks: dict) -> str:
+    """The report; checks: table_checks' output (the verdicts are read from it, not recomputed)."""
     out = [f"# Ablations ({profile} profile)", "",
            "Generated by `s2hand ablations report` from the DVC experiments (`dvc exp show`) and the MLflow "
            f"store (experiment `{spec.mlflow_experiment}-{profile}`); definitions in `ablations.yaml`, "
-           "details in `docs/ablations.md`. Ours: the validation split of the embedded data; the paper's: "
-           "its own data set. Compare directions, not values"
+           "details in `docs/ablations.md`; the verdicts as data in `ablations.json`. Ours: the validation "
+           "split of the embedded data; the paper's: its own data set. Compare directions, not values"
            + (" (the tiny profile trains a few steps: its numbers are a smoke test)." if profile == "tiny" else "."),
-           ""]
+           "",
+           f"Each claim: the difference frame by frame with its {checks['level']:.0%} interval from a bootstrap "
+           "over sequences, and one verdict: held (measurably in the paper's direction), reversed (measurably "
+           "against it) or not measurable.", ""]
     for t_id, table in spec.tables.items():
         f = frames[t_id]
+        check = checks["tables"][t_id]
         shown = f.drop(columns=["experiment"]).copy()
         shown = shown.map(_fmt) if hasattr(shown, "map") else shown.applymap(_fmt)
-        held, measured, lines = verdict(table, f)
         out += [f"## {table.title}", "", f"Paper: {table.paper_data}. Ours: `{table.metrics_file}`"
                 f"{' (' + table.metrics_prefix + ')' if table.metrics_prefix else ''}.", "",
                 shown.reset_index(drop=True).to_markdown(index=False), ""]
-        if table.claims:
-            out.append(f"The paper's direction held here in {held} of {measured} measured comparisons"
-                       f"{'' if measured == len(table.claims) else f' ({len(table.claims) - measured} not measured)'}: "
-                       + "; ".join(lines) + ".")
-        out += ["", upper_bound_gap(spec, table, f), ""]
+        if check["claims"]:
+            n = check["counts"]
+            out += [f"The paper's claims here: {n['held']} held, {n['reversed']} reversed, "
+                    f"{n['not measurable']} not measurable.", "", *claim_lines(check), ""]
+        out += [*upper_bound_lines(spec, table, check), ""]
         notes = [f"{r.id}: {r.note}" for r in spec.rows(t_id) if r.note]
         if notes:
             out += ["Notes: " + "; ".join(notes) + ".", ""]

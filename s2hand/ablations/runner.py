@@ -3,6 +3,7 @@
     run_all(exps, spec, "tiny", cwd=".")     # one `dvc exp run --temp` after another (CI)
     queue_all(exps, spec, "full", cwd=".")   # `dvc exp run --queue`; then `dvc queue start -j N`
     results = exp_results(cwd=".")           # {experiment name: its params and metrics}
+    frames = exp_frames(results, ["reports/train/finetune.json"])   # {name: {file: per-frame values}}
 
 Each experiment runs in a temporary copy of the workspace (`--temp`, or a queue worker), so the
 workspace's params.yaml is never left changed and one row's overrides never leak into the next.
@@ -47,6 +48,32 @@ def exp_results(cwd: str | Path = ".") -> dict[str, dict]:
                 }
                 if name not in out or item["timestamp"] > out[name]["timestamp"]:
                     out[name] = item
+    return out
+
+
+def exp_frames(results: dict[str, dict], metrics_files: list[str], cwd: str | Path = ".") -> dict:
+    """{experiment name: {metrics file: DataFrame of the per-frame values written beside it}}
+    (report.frames_file), each read at the experiment's commit (dvc.api.read: git or DVC cache).
+    A file the commit lacks (an experiment made before the stages wrote it) is left out: its
+    claims are then "not measurable"."""
+    import io
+
+    import dvc.api
+    import pandas as pd
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    from .report import frames_file
+
+    out: dict[str, dict] = {}
+    for name, item in results.items():
+        for f in metrics_files:
+            try:
+                text = dvc.api.read(frames_file(f), repo=str(cwd), rev=item["rev"])
+            except (DvcException, SCMError, FileNotFoundError) as err:
+                log.info("%s: no per-frame values for %s (%s)", name, f, type(err).__name__)
+                continue
+            out.setdefault(name, {})[f] = pd.read_csv(io.StringIO(text))
     return out
 
 

@@ -9,7 +9,10 @@
 Evaluates every checkpoint (S2HAND(V)'s camera from video.camera) and the mean-pose baseline on
 `evaluate.split` and writes
     reports/metrics.json            numbers only (DVC metrics; keypoint_fit: s2hand.evaluate.keypoint_fit;
-                                    vs_mean_pose: each model against the baseline, frame by frame)
+                                    vs_mean_pose: each model against the baseline, frame by frame;
+                                    s2hand_v_vs_s2hand: S2HAND(V) against S2HAND)
+    reports/verdicts.json           the same comparisons, each with its "verdict" on the paper's
+                                    direction: held / reversed / not measurable (the README's data)
     reports/README.md               tables of the paper's kind (s2hand.evaluate.report)
     reports/evaluate/pck_joints.csv, pck_verts.csv, within_2d.csv   curves (DVC plots)
     reports/evaluate/pck.png, qualitative.png
@@ -32,13 +35,13 @@ from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
 from s2hand.train.data import HandFrames, training_rows
-from s2hand.metrics.compare import paired_comparison
+from s2hand.metrics.compare import paired_comparison, verdict
 from s2hand.metrics.video import frame_accelerations
 from s2hand.train.evaluate import baseline_comparison, time_runs
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
 from .models import load_system
-from .report import MODEL_LABELS, metrics_json, readme, write_curves
+from .report import MODEL_LABELS, metrics_json, numbers_only, readme, write_curves
 from .run import (
     EvalResult,
     describe_split,
@@ -51,6 +54,13 @@ from .run import (
 )
 
 
+def judged(c: dict, paper_lower: bool = True) -> dict:
+    """A paired comparison (keys "lo"/"hi" or "lo_cm"/"hi_cm") with its "verdict" on the paper's
+    direction (s2hand.metrics.compare.verdict): paper_lower, the paper's method has the lower value."""
+    lo, hi = c.get("lo_cm", c.get("lo")), c.get("hi_cm", c.get("hi"))
+    return {**c, "verdict": verdict({"lo": lo, "hi": hi}, paper_lower)}
+
+
 def video_vs_image(joints_v: np.ndarray, joints: np.ndarray, table) -> dict[str, dict]:
     """S2HAND(V) minus S2HAND on the same frames, each with its 95 % sequence-bootstrap interval
     (s2hand.metrics.compare): "pa_mpjpe" frame by frame (cm), "acc_mm_frame2" per inner frame of
@@ -60,8 +70,8 @@ def video_vs_image(joints_v: np.ndarray, joints: np.ndarray, table) -> dict[str,
     a, _ = frame_accelerations(joints[order], run)
     seq_of_run = dict(zip(run.tolist(), np.asarray(table.seq)[order].tolist()))
     acc = paired_comparison(a_v, a, np.asarray([seq_of_run[r] for r in groups.tolist()]))  # resampling sequences
-    return {"pa_mpjpe": baseline_comparison(joints_v, joints, table),
-            "acc_mm_frame2": {**acc, "s2hand_v": float(a_v.mean()), "s2hand": float(a.mean())}}
+    return {"pa_mpjpe": judged(baseline_comparison(joints_v, joints, table)),  # the paper: S2HAND(V) lower on both
+            "acc_mm_frame2": judged({**acc, "s2hand_v": float(a_v.mean()), "s2hand": float(a.mean())})}
 
 
 SUBDIR = "evaluate"
@@ -129,12 +139,14 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     fits = (evaluate_keypoint_fit(layer.cpu(), train, split, weights or LossWeights(), ep.keypoint_fit_iters,
                                   kept, offsets) if ep.keypoint_fit_iters else {})
     base_joints = results["mean_pose"].preds["joints"]
-    vs_mean_pose = {name: baseline_comparison(results[name].preds["joints"], base_joints, split.table)
+    vs_mean_pose = {name: judged(baseline_comparison(results[name].preds["joints"], base_joints, split.table))
                     for name in paths.checkpoints}
     metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits, vs_mean_pose)
+    verdicts: dict = {"vs_mean_pose": vs_mean_pose}  # the comparisons with their verdicts: reports/verdicts.json
     if {"s2hand", "s2hand_v"} <= set(results):
-        metrics["s2hand_v_vs_s2hand"] = video_vs_image(results["s2hand_v"].preds["joints"],
-                                                       results["s2hand"].preds["joints"], split.table)
+        verdicts["s2hand_v_vs_s2hand"] = video_vs_image(results["s2hand_v"].preds["joints"],
+                                                        results["s2hand"].preds["joints"], split.table)
+        metrics["s2hand_v_vs_s2hand"] = {k: numbers_only(c) for k, c in verdicts["s2hand_v_vs_s2hand"].items()}
     setup = {**describe_split(split), "checkpoints": checkpoints, "temporal_loss": video.temporal_loss,
              "ts": video.ts, "camera": video.camera}
 
@@ -155,7 +167,11 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     with atomic_file(paths.reports / "metrics.json") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
         f.write("\n")
+    with atomic_file(paths.reports / "verdicts.json") as f:
+        json.dump(verdicts, f, indent=2, sort_keys=True)
+        f.write("\n")
     with atomic_file(paths.reports / "README.md") as f:
-        f.write(readme(metrics, setup))
-    files = [paths.reports / "metrics.json", paths.reports / "README.md", *sorted(out_dir.iterdir())]
-    return {"metrics": metrics, "setup": setup, "files": files}
+        f.write(readme({**metrics, **verdicts}, setup))
+    files = [paths.reports / "metrics.json", paths.reports / "verdicts.json", paths.reports / "README.md",
+             *sorted(out_dir.iterdir())]
+    return {"metrics": metrics, "verdicts": verdicts, "setup": setup, "files": files}

@@ -6,6 +6,7 @@ interval that respects sequences.
     c = paired_comparison(err_a, err_b, groups=seq)  # seq (S,) sequence ids, -1 for still images
     c["diff"], c["lo"], c["hi"]                     # mean(a - b) and its 95 % interval
     c["better"]                                     # True when the whole interval is below 0
+    verdict(c, paper_lower=True)                    # "held", "reversed" or "not measurable"
 
 Frames of one video are strongly correlated (a network that gets one frame of a sequence wrong
 gets its neighbours wrong too), so resampling frames would give far too narrow an interval. The
@@ -22,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .freihand import point_errors, procrustes_align
+from .freihand import AUC_THRESHOLDS_M, point_errors, procrustes_align
 
 MIN_GROUPS = 8  # fewer groups (sequences): no interval, no verdict (module docstring)
+VERDICTS = ("held", "reversed", "not measurable")
 
 
 def per_frame_pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -77,3 +79,43 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = 
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return {"diff": diff, "lo": lo, "hi": hi, "better": bool(hi < 0), "worse": bool(lo > 0),
             "frames": int(len(d)), "groups": int(len(sums)), "frames_better": float(np.mean(d < 0))}
+
+
+def verdict(comparison: dict | None, paper_lower: bool) -> str:
+    """One word for a paired comparison of a - b (paired_comparison's dict, or one with the same
+    "lo"/"hi" keys): "held" when the whole interval lies on the side the paper reports (below 0
+    when `paper_lower`: the paper says a is lower), "reversed" when it lies wholly on the other
+    side, "not measurable" otherwise (the interval holds 0, or there is none: too few groups,
+    no per-frame values)."""
+    if not comparison or comparison.get("lo") is None or comparison.get("hi") is None:
+        return "not measurable"
+    lo, hi = float(comparison["lo"]), float(comparison["hi"])
+    below, above = hi < 0, lo > 0
+    if below or above:
+        return "held" if below == paper_lower else "reversed"
+    return "not measurable"
+
+
+def per_frame_pck_auc(errors: np.ndarray, thresholds: np.ndarray = AUC_THRESHOLDS_M) -> np.ndarray:
+    """errors (S, K) metres -> (S,) the AUC of each frame's own PCK curve. AUC is linear in the
+    curve, so the mean over frames is freihand.auc(pck_curve(errors)) (the split's AUC)."""
+    errors = np.asarray(errors, np.float64)
+    thresholds = np.asarray(thresholds, np.float64)
+    pck = np.stack([(errors <= t).mean(axis=1) for t in thresholds], axis=1)  # (S, T)
+    return np.trapezoid(pck, thresholds, axis=1) / np.trapezoid(np.ones_like(thresholds), thresholds)
+
+
+def per_frame_accuracy(pred_xyz: np.ndarray, gt_xyz: np.ndarray, pred_verts: np.ndarray | None = None,
+                       gt_verts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-frame terms of evaluate_freihand's Procrustes-aligned numbers, for paired comparisons:
+    joints (S, 21, 3) -> "pa_mpjpe_cm", "auc_j" (S,) each; with MANO vertices (S, V, 3) of equal V
+    also "pa_mpvpe_cm", "auc_v". The mean over frames of each is the split's number."""
+    pred_xyz, gt_xyz = np.asarray(pred_xyz, np.float64), np.asarray(gt_xyz, np.float64)
+    err_j = point_errors(np.stack([procrustes_align(p, g) for p, g in zip(pred_xyz, gt_xyz)]), gt_xyz)  # (S, 21)
+    out = {"pa_mpjpe_cm": 100 * err_j.mean(axis=1), "auc_j": per_frame_pck_auc(err_j)}
+    if pred_verts is not None and gt_verts is not None and np.shape(pred_verts)[1:] == np.shape(gt_verts)[1:]:
+        gt_v = np.asarray(gt_verts, np.float64)
+        err_v = point_errors(np.stack([procrustes_align(p, g) for p, g in zip(np.asarray(pred_verts, np.float64), gt_v)]),
+                             gt_v)  # (S, V)
+        out["pa_mpvpe_cm"], out["auc_v"] = 100 * err_v.mean(axis=1), per_frame_pck_auc(err_v)
+    return out

@@ -26,7 +26,10 @@ Protocol (supplementary: 30 HO-3D samples, 10 epochs, Adam (0.9, 0.999), lr 1e-3
   in cm against the ground truth (Tables 11/12 rank by MPJPE); losses = the unweighted
   sub-losses keyed as plan.SUBLOSSES, E_pixel / E_SSIM included while w_photo is 0 (phase 1 needs
   them to start photo at the matched value); quat, ts only for s2hand_v; fixed_loss_sum = the
-  total weighted loss sum_X phi_X E_X.
+  total weighted loss sum_X phi_X E_X; vs_mean_pose = the trial's gap to the mean pose
+  (s2hand.train.evaluate's constant mean-pose hand) on the same subset frames, paired frame by
+  frame with its sequence-bootstrap interval: a trial that does not end measurably below the
+  mean pose did not overfit, and ranking such trials ranks noise.
 Input and render sizes come from `grid_search.input_size / render_size` (search-only, small on
 a CPU); the rest of the network, hand, renderer and loss variants from params.yaml.
 
@@ -57,7 +60,8 @@ from s2hand.io import code_digest, sha256sum
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
 from s2hand.train.data import HandFrames, training_rows
-from s2hand.train.evaluate import validation_metrics
+from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe, verdict
+from s2hand.train.evaluate import has_mean_pose_baseline, mean_pose_predictions, validation_metrics
 from s2hand.train.loop import pick_device, set_trainable
 from s2hand.train.system import S2HandSystem
 
@@ -122,6 +126,19 @@ def subset_batches(units: int, per_batch: int, epoch: int | None, seed: int) -> 
     return chunks
 
 
+def mean_pose_gap(joints: np.ndarray, ctx: "_Context") -> dict:
+    """A trial's per-frame PA-MPJPE (joints (N, 21, 3)) minus the mean pose's on the same subset
+    frames, with its sequence-bootstrap interval, in cm, and the verdict on "the trial ends below
+    the mean pose" (s2hand.metrics.compare.verdict); {} without the baseline."""
+    if ctx.mean_pose_frames is None:
+        return {}
+    trial = per_frame_pa_mpjpe(joints, ctx.table.joints3d)
+    c = paired_comparison(trial, ctx.mean_pose_frames, ctx.table.seq)
+    cm = {f"{k}_cm": (None if c[k] is None else 100 * float(c[k])) for k in ("diff", "lo", "hi")}
+    return {**cm, "groups": c["groups"], "frames": c["frames"], "mean_pose_cm": 100 * float(ctx.mean_pose_frames.mean()),
+            "verdict": verdict(c, paper_lower=True)}
+
+
 @dataclass
 class _Context:
     """What a worker builds once per objective: the system, its initial state, the subset."""
@@ -133,6 +150,7 @@ class _Context:
     joints2d: np.ndarray | None  # (N, 21, 2) ground truth in input px
     units: int  # frames (s2hand) or windows (s2hand_v)
     unit_size: int  # frames per unit
+    mean_pose_frames: np.ndarray | None = None  # (N,) the mean pose's PA-MPJPE per subset frame, metres
 
 
 _CONTEXTS: dict[str, _Context] = {}
@@ -222,7 +240,9 @@ class OverfitObjective:
             self.variant == "s2hand_v" and p.video.camera == "orthographic"), keypoint_offsets=self.offsets()).to(device)
         log.info("overfit objective: %d frames (%s), %s, input %d px, render %d px", len(flat), self.variant,
                  device, p.train.input_size, p.render.size)
-        return _Context(system, copy.deepcopy(system.net.state_dict()), data, sub, joints2d, len(rows), n)
+        base = (per_frame_pa_mpjpe(mean_pose_predictions(system.layer, table, sub)["joints"], sub.joints3d)
+                if has_mean_pose_baseline(table, sub) else None)
+        return _Context(system, copy.deepcopy(system.net.state_dict()), data, sub, joints2d, len(rows), n, base)
 
     # ------------------------------------------------------------------------- one trial
     def _batch(self, ctx: _Context, units: np.ndarray) -> dict[str, torch.Tensor]:
@@ -280,9 +300,11 @@ class OverfitObjective:
         missing = set(self._reported()) - set(losses)
         if missing:
             raise RuntimeError(f"overfit objective: the {self.stage} terms lack {sorted(missing)}")
+        joints = np.concatenate(preds["joints"])
         m = validation_metrics({k: np.concatenate(v) for k, v in preds.items()}, ctx.table, ctx.joints2d)
         acc = m["pa_mpjpe_cm"]
         total = float(sum(weighted_losses(weights, losses).values()))
         if not (math.isfinite(acc) and math.isfinite(total)):
             return TrialScores(math.inf, math.inf, {s: math.inf for s in self._reported()})
-        return TrialScores(accuracy_error=float(acc), fixed_loss_sum=total, losses=losses)
+        return TrialScores(accuracy_error=float(acc), fixed_loss_sum=total, losses=losses,
+                           vs_mean_pose=mean_pose_gap(joints, ctx))

@@ -26,6 +26,9 @@ from s2hand.search.runner import SearchResult, StepResult
 from s2hand.search.store import TrialRecord
 
 
+GAP_HEADER = "minus mean pose, cm [95 % interval]"
+
+
 def fmt(v: float) -> str:
     """A number YAML 1.1 reads back as a float (1 -> 1.0, 1e-05 -> 1.0e-05)."""
     s = f"{float(v):.6g}"
@@ -38,6 +41,32 @@ def fmt(v: float) -> str:
 def _g(v: float | None) -> str:
     """A number in a table."""
     return "-" if v is None else f"{float(v):.6g}"
+
+
+def _gap(r: TrialRecord) -> str:
+    """A trial's gap to the mean pose on its frames (cm) with its interval, and the verdict."""
+    c = r.vs_mean_pose
+    if c.get("diff_cm") is None:
+        return "-"
+    interval = "" if c.get("lo_cm") is None else f" [{c['lo_cm']:+.3g}, {c['hi_cm']:+.3g}]"
+    return f"{c['diff_cm']:+.3g}{interval} ({'below' if c['verdict'] == 'held' else 'not below'})"
+
+
+def below_mean_pose(records: Iterable[TrialRecord]) -> list[TrialRecord]:
+    """The trials that ended measurably below the mean pose on their own frames (interval wholly < 0)."""
+    return [r for r in records if r.vs_mean_pose.get("verdict") == "held"]
+
+
+def selection_check(result: SearchResult) -> dict:
+    """Whether the selection means anything: {"informative": some trial overfit (ended measurably
+    below the mean pose), "trials", "trials_below_mean_pose", "mean_pose_error_cm" (None if not
+    measured), "best_gap_cm" (the lowest gap of any trial, None if none measured)}."""
+    records = list({r.key: r for s in result.steps for r in s.records}.values())
+    gaps = [r.mean_pose_gap_cm for r in records if r.mean_pose_gap_cm is not None]
+    base = next((r.vs_mean_pose["mean_pose_cm"] for r in records if "mean_pose_cm" in r.vs_mean_pose), None)
+    below = below_mean_pose(records)
+    return {"informative": bool(below), "trials": len(records), "trials_below_mean_pose": len(below),
+            "mean_pose_error_cm": base, "best_gap_cm": min(gaps) if gaps else None}
 
 
 def _ratio(f: float) -> str:
@@ -67,11 +96,13 @@ def phase1_table(step: StepResult) -> str:
     subs = _active(step.records)
     on = effective_weights(step.best.weights)
     fixed = [s for s in step.fixed if on[s] != 0]  # a loss switched off (quat, ts of S2HAND) adds nothing
-    header = [w] + [f"φE {s}" for s in subs] + [f"Σ fixed ({' + '.join(fixed) or '-'}) ↓", "accuracy error ↓"]
+    header = [w] + [f"φE {s}" for s in subs] + [f"Σ fixed ({' + '.join(fixed) or '-'}) ↓", "accuracy error ↓",
+                                                 GAP_HEADER]
     rows = []
     for r in sorted(step.records, key=lambda r: r.weights[w]):
         wl = weighted_losses(r.weights, r.losses)
-        cells = [_g(r.weights[w])] + [f"{wl[s]:.4g}" for s in subs] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}"]
+        cells = [_g(r.weights[w])] + [f"{wl[s]:.4g}" for s in subs] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}",
+                                                                        _gap(r)]
         rows.append((cells, r.key == step.best.key))
     head = f"**{w}** (start {_g(step.start)}, {step.start_rule}); other weights: " + ", ".join(
         f"{k}={_g(v)}" for k, v in step.best.weights.items() if k != w and v != 0
@@ -82,9 +113,9 @@ def phase1_table(step: StepResult) -> str:
 def phase2_table(step: StepResult) -> str:
     """One group's grid: one row per cell, the weights' values and the scores."""
     names = list(step.tuned)
-    header = names + ["Σ weighted losses ↓", "accuracy error ↓"]
-    rows = [([_g(r.weights[n]) for n in names] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}"], r.key == step.best.key)
-            for r in step.records]
+    header = names + ["Σ weighted losses ↓", "accuracy error ↓", GAP_HEADER]
+    rows = [([_g(r.weights[n]) for n in names] + [f"{r.step_loss_sum:.4g}", f"{r.accuracy_error:.4g}", _gap(r)],
+             r.key == step.best.key) for r in step.records]
     return f"**group {step.step}** ({len(step.records)} runs)\n\n" + _table(header, rows)
 
 
@@ -118,9 +149,23 @@ def apply_command(weights: dict[str, float]) -> str:
     return "dvc exp run " + " ".join(f"-S weights.{k}={fmt(v)}" for k, v in weights.items())
 
 
+def selection_lines(check: dict) -> str:
+    """The report's verdict on the search: did any trial overfit?"""
+    base = "not measured" if check["mean_pose_error_cm"] is None else f"{check['mean_pose_error_cm']:.4g} cm"
+    best = "-" if check["best_gap_cm"] is None else f"{check['best_gap_cm']:+.4g} cm"
+    head = (f"Mean pose on the trials' frames: PA-MPJPE {base}. {check['trials_below_mean_pose']} of "
+            f"{check['trials']} trials ended measurably below it (95 % interval from a bootstrap over sequences, "
+            f"paired frame by frame); the lowest gap is {best}.")
+    if check["informative"]:
+        return head
+    return (head + " **Selection not informative**: no trial overfit its frames, so the ranking below ranks noise. "
+            "The stage did not apply it: selected_weights.yaml holds the paper's weights.")
+
+
 def render_report(result: SearchResult) -> str:
     plan = result.plan
     n = sum(len(s.records) for s in result.steps)
+    check = selection_check(result)
     parts = [
         f"# Loss-weight search ({plan.variant})",
         f"{n} trials (phase 1: {sum(len(s.records) for s in result.phase_steps('phase1'))}, "
@@ -128,7 +173,8 @@ def render_report(result: SearchResult) -> str:
         f"sensitivity: {len(result.phase_steps('sensitivity'))}). Search scale: geo = {_g(plan.anchor)}; "
         f"the fragment is rescaled to geo = {_g(plan.output_geo) if plan.output_geo else 'as searched'}. "
         "Best rows in bold (lowest overfit accuracy error, then loss sum).",
-        "Apply:\n\n```\n" + apply_command(result.output_weights()) + "\n```",
+        "## Did the trials overfit?\n\n" + selection_lines(check),
+        "Apply:\n\n```\n" + apply_command(chosen_weights(result)) + "\n```",
         "## Selected weights\n\n" + summary_table(result),
     ]
     p1 = [s for s in result.phase_steps("phase1") if s.step != "base"]
@@ -145,10 +191,25 @@ def render_report(result: SearchResult) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def chosen_weights(result: SearchResult) -> dict[str, float]:
+    """What the stage writes as selected: the search's weights when the selection is informative
+    (selection_check), else the paper's (LossWeights' defaults), with the same keys."""
+    from s2hand.config import LossWeights  # here: s2hand.config imports s2hand.search.plan
+
+    out = result.output_weights()
+    if selection_check(result)["informative"]:
+        return out
+    paper = LossWeights().model_dump()
+    return {k: float(paper[k]) for k in out}
+
+
 def write_selected_weights(path: str | Path, result: SearchResult) -> dict[str, float]:
-    """Write `weights: {...}` (params.yaml fragment) with the apply command in its header."""
-    weights = result.output_weights()
-    head = (
+    """Write `weights: {...}` (params.yaml fragment) with the apply command in its header: the
+    search's selection, or the paper's weights when the selection is not informative."""
+    weights = chosen_weights(result)
+    note = ("" if selection_check(result)["informative"] else
+            "# NOT INFORMATIVE: no trial ended below the mean pose on its frames; these are the paper's weights.\n")
+    head = note + (
         f"# Loss weights selected by the {result.plan.variant} grid search (s2hand/search). Apply with:\n"
         f"#   {apply_command(weights)}\n"
         "# or copy this mapping over `weights:` in params.yaml.\n"

@@ -66,6 +66,9 @@ class TrialScores:
     accuracy_error: float
     fixed_loss_sum: float
     losses: dict[str, float] = field(default_factory=dict)
+    # the trial's PA-MPJPE minus the mean pose's on the subset, paired frame by frame (cm):
+    # {"diff_cm", "lo_cm", "hi_cm", "groups", "frames", "mean_pose_cm", "verdict"}; {} if not measured
+    vs_mean_pose: dict = field(default_factory=dict)
 
 
 Objective = Callable[[dict[str, float]], TrialScores]
@@ -151,6 +154,7 @@ class Evaluator:
             accuracy_error=float(scores.accuracy_error), fixed_loss_sum=float(scores.fixed_loss_sum),
             step_loss_sum=step_loss_sum(c.weights, scores, fixed),
             losses={k: float(v) for k, v in scores.losses.items()}, wall_s=wall, finished=time.time(),
+            vs_mean_pose=dict(scores.vs_mean_pose),
         )
         self.store.append(rec)
         self.executed += 1

@@ -47,6 +47,12 @@ class TrialRecord:
     losses: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
     finished: float = 0.0  # unix time
+    vs_mean_pose: dict = field(default_factory=dict)  # runner.TrialScores.vs_mean_pose ({} in older logs)
+
+    @property
+    def mean_pose_gap_cm(self) -> float | None:
+        """accuracy_error minus the mean pose's on the same frames (cm); None where not measured."""
+        return self.vs_mean_pose.get("diff_cm")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

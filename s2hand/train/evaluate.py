@@ -3,6 +3,7 @@
     preds = predict(system, dataset, batch_size=32, device="cpu")   # numpy, whole split
     m = validation_metrics(preds, dataset.table)    # pa_mpjpe_cm, pa_mpvpe_cm, auc_j, ... 2D errors
     b = mean_pose_baseline(layer, train_table, val_table)
+    f = frame_values(preds, dataset.table)          # per-frame terms (seq, frame, pa_mpjpe_cm, ...)
 
 3D metrics are s2hand.metrics.freihand's (Procrustes-aligned "pa_*" and unaligned), from the 3D
 branch; 2D metrics are mean keypoint distances in input pixels against the ground-truth 2D
@@ -25,9 +26,9 @@ from s2hand.data.table import FrameTable
 from s2hand.hand.layer import HandLayer
 from s2hand.data.sampler import sequence_windows
 from s2hand.losses.temporal import quaternion_loss
-from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe
+from s2hand.metrics.compare import paired_comparison, per_frame_accuracy, per_frame_pa_mpjpe
 from s2hand.metrics.freihand import evaluate_freihand
-from s2hand.metrics.video import sequence_acceleration, sequence_shape_sd, sequence_texture_sd
+from s2hand.metrics.video import frame_accelerations, sequence_acceleration, sequence_shape_sd, sequence_texture_sd
 from s2hand.render.lighting import shade_faces
 
 from .system import CENTRE_JOINT, S2HandSystem
@@ -177,3 +178,27 @@ def video_metrics(preds: dict[str, np.ndarray], table: FrameTable, n: int = 3, i
     m["texture_sd"] = sequence_texture_sd(preds["lit"][order], ids)
     m["shape_sd"] = sequence_shape_sd(preds["shape"][order], ids)
     return m
+
+
+FRAME_COLUMNS = ("seq", "frame", "pa_mpjpe_cm", "pa_mpvpe_cm", "auc_j", "auc_v", "acc_mm_per_frame2")
+
+
+def frame_values(preds: dict[str, np.ndarray], table: FrameTable) -> dict[str, np.ndarray]:
+    """Per-frame numbers of `predict`'s output on `table`, for paired comparisons between runs on
+    the same split (s2hand.metrics.compare): "seq", "frame" (N,) identify the frame; the
+    accuracy terms of per_frame_accuracy; "acc_mm_per_frame2": the joints' acceleration norm at
+    each inner frame of a time run (NaN elsewhere; averaged within runs, then over runs, it is
+    video_metrics' ACC). {} without
+    3D predictions or 3D ground truth."""
+    if "joints" not in preds or table.joints3d is None:
+        return {}
+    out: dict[str, np.ndarray] = {"seq": np.asarray(table.seq, np.int64), "frame": np.asarray(table.frame, np.int64)}
+    out.update(per_frame_accuracy(preds["joints"], table.joints3d, preds.get("verts"), table.verts))
+    acc = np.full(len(table.seq), np.nan)
+    order, run = time_runs(table)
+    for r in np.unique(run):
+        idx = order[run == r]
+        if len(idx) >= 3:
+            acc[idx[1:-1]] = frame_accelerations(preds["joints"][idx], np.zeros(len(idx)))[0]
+    out["acc_mm_per_frame2"] = acc
+    return out

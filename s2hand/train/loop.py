@@ -79,6 +79,7 @@ from .data import HandFrames, collate_skipping, epoch_batches, training_rows, vi
 from .evaluate import (
     baseline_comparison,
     baseline_metrics,
+    frame_values,
     has_mean_pose_baseline,
     mean_pose_predictions,
     predict,
@@ -393,14 +394,17 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                          "average": None if average is None else average.state_dict()}, ckpt_path)
 
     last_joints: dict[int, np.ndarray] = {}  # step -> (N, 21, 3) val joints of that step's validation
+    last_frames: dict[int, dict[str, np.ndarray]] = {}  # step -> that validation's frame_values
 
     def validate() -> dict[str, float]:
         with averaged_weights(system, average):
             preds = predict(system, val_ds, rt.val_batch_size, device, branch=STAGE_BRANCH[stage],
                             num_workers=rt.num_workers, video=video)
         last_joints.clear()
+        last_frames.clear()
         if "joints" in preds:
             last_joints[step] = preds["joints"]
+            last_frames[step] = frame_values(preds, val_table)
         m = validation_metrics(preds, val_table, val_joints2d)
         if video:
             m.update(video_metrics(preds, val_table, vp.n, vp.interval))
@@ -520,6 +524,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
             "images_per_second": round(images_seen / t_train, 2) if t_train > 0 else None,
             "resumed": resumed, "skipped_frames": skipped_frames, "val": {k: v for k, v in final.items() if k not in ("epoch", "step")},
             "baseline_mean_pose": baseline, "vs_baseline": vs_baseline, "history": history,
+            "frames": last_frames.get(step, {}),  # per-frame values of the final validation (frame_values)
         }
         if video:
             summary["comparison"] = video_comparison(history[0] if history[0]["step"] == 0 else {}, summary["val"])
