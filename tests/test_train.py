@@ -64,6 +64,19 @@ def _batch(tiny_data, params: Params, n: int = 4) -> dict:
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
+class Recorder:
+    """A TrainLogger that keeps every step's metrics: steps[step] = {name: value}."""
+
+    def __init__(self):
+        self.steps: dict[int, dict] = {}
+
+    def log_metrics(self, metrics, step):
+        self.steps.setdefault(step, {}).update(metrics)
+
+    def log_artifact(self, path, artifact_path=None):
+        pass
+
+
 def _net_state(path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["net"]
 
@@ -443,16 +456,6 @@ def test_cuda_graph_dispatch_replays_only_matching_training_calls(tiny_data):
 def test_each_step_logs_every_term_and_a_non_finite_loss_stops_the_stage(tiny_data, tmp_path, monkeypatch):
     """Per step: train/total, train/lr, train/epoch, each unweighted term and each weighted one, read
     back in one go; the weighted terms sum to the total. A NaN loss stops the stage with the terms."""
-    class Recorder:
-        def __init__(self):
-            self.steps: dict[int, dict] = {}
-
-        def log_metrics(self, metrics, step):
-            self.steps.setdefault(step, {}).update(metrics)
-
-        def log_artifact(self, path, artifact_path=None):
-            pass
-
     rec = Recorder()
     params = tiny_params(runtime={"max_steps": 2})
     train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path, "pretrain_3d"), logger=rec)
@@ -501,15 +504,6 @@ def test_pseudo_labels_fit_save_load_and_reach_the_training_energy(tiny_data, tm
     assert not t["pseudo_pose"][1::2].any()
     with pytest.raises(ValueError, match="pose components"):
         load_pseudo_labels(path, table, params.hand.num_pca_comps + 1)
-
-    class Recorder:
-        steps: dict = {}
-
-        def log_metrics(self, metrics, step):
-            self.steps.setdefault(step, {}).update(metrics)
-
-        def log_artifact(self, path, artifact_path=None):
-            pass
 
     paths = paths_for(tiny_data, tmp_path, "pretrain_3d")
     with pytest.raises(FileNotFoundError, match="pseudo_labels"):
