@@ -14,8 +14,10 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -93,18 +95,74 @@ def _ui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default="mlruns.db", help="the SQLite store (default: the repository's)")
 
 
+def _ui_command(db: Path, port: int) -> list[str]:
+    """The server's argv: `mlflow ui` on loopback only (127.0.0.1) over the SQLite store `db`."""
+    exe = shutil.which("mlflow", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        raise CommandError("the mlflow command is not installed in this environment")
+    return [exe, "ui", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port)]
+
+
 def _ui_run(args: argparse.Namespace) -> int:
     """Serve the MLflow UI on loopback only (127.0.0.1) over the pipeline's SQLite store."""
     db = Path(args.db).resolve()
     if not db.is_file():
         raise CommandError(f"{db}: no MLflow store (run a training stage first)")
-    exe = shutil.which("mlflow", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    if exe is None:
-        raise CommandError("the mlflow command is not installed in this environment")
-    cmd = [exe, "ui", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(args.port)]
+    cmd = _ui_command(db, args.port)
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it); compare an ablation: open experiment "
           f"s2hand-ablations-<profile>, filter e.g. tags.ablation_table4 LIKE '%', select the runs, Compare")
-    return subprocess.call(cmd)
+    return _serve(cmd)
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to process group `pgid`; False when the group is empty."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _serve(cmd: list[str], grace_s: float = 10.0) -> int:
+    """Run the server `cmd` until it exits; return its exit status (128 + N when signal N ended it).
+
+    `mlflow ui` runs gunicorn/uvicorn workers below it, so the server gets its own session (process
+    group), and SIGTERM, SIGINT (Ctrl-C) and SIGHUP to this process go to that whole group. Whatever
+    of the group is left `grace_s` seconds after the signal, or after the server itself exited, is
+    SIGKILLed: nothing keeps listening once `s2hand mlflow-ui` is gone.
+    """
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    kill_at: list[float] = []  # set by the first signal: when the group gets SIGKILL
+
+    def forward(signum: int, _frame: object) -> None:
+        if not kill_at:
+            kill_at.append(time.monotonic() + grace_s)
+        _signal_group(proc.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if kill_at and time.monotonic() > kill_at[0]:
+                    _signal_group(proc.pid, signal.SIGKILL)
+        # the server is gone; its workers may not be (a process group outlives its leader)
+        if not kill_at and _signal_group(proc.pid, signal.SIGTERM):
+            kill_at.append(time.monotonic() + grace_s)
+        while kill_at and _signal_group(proc.pid, 0):
+            if time.monotonic() > kill_at[0]:
+                _signal_group(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:  # failed while waiting: leave nothing behind
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - proc.returncode if proc.returncode < 0 else proc.returncode
 
 
 ABLATIONS = Command(help="the paper's ablations as DVC experiments: list, run, queue, report",
