@@ -202,6 +202,7 @@ def test_time_runs_split_at_cuts_and_gaps():
     t2 = FrameTable(image=t.image[:4], K=t.K[:4], seq=np.zeros(4, np.int64), frame=np.arange(4))
     m = acceleration_metrics(j[:4][np.argsort(frame[:4])], j[:4][np.argsort(frame[:4])], t2, fps=30.0)
     assert m["acc_mm_frame2"] == pytest.approx(0.0, abs=1e-9) and m["acc_err_mm_s2"] == pytest.approx(0.0, abs=1e-6)
+    assert m["acc_cam_mm_frame2"] == pytest.approx(0.0, abs=1e-9)
     assert acceleration_metrics(j, j, t, fps=None) == {}  # no run of 3 frames
 
 

@@ -251,18 +251,35 @@ def test_acceleration():
     t = np.arange(10)[:, None, None] / 30.0                          # 30 fps, (T, 1, 1) seconds
     base = np.random.default_rng(6).normal(size=(1, 21, 3))
     direction = np.array([0.6, 0.0, 0.8])
-    assert acceleration(base + t * direction * 0.5, fps=30) == pytest.approx(0, abs=1e-6)  # constant velocity
+    cam = dict(root=None)                                             # camera space: the whole hand moves
+    assert acceleration(base + t * direction * 0.5, fps=30, **cam) == pytest.approx(0, abs=1e-6)  # constant velocity
     a = 2.0                                                           # m/s^2
     traj = base + 0.5 * a * t**2 * direction
-    assert acceleration(traj, fps=30) == pytest.approx(a * 1000)      # mm/s^2
-    assert acceleration(traj) == pytest.approx(a * 1000 / 30**2)      # mm/frame^2
-    assert acceleration_error(traj, traj, fps=30) == pytest.approx(0)
-    assert acceleration_error(traj, base + 0 * t, fps=30) == pytest.approx(a * 1000)
+    assert acceleration(traj, fps=30, **cam) == pytest.approx(a * 1000)      # mm/s^2
+    assert acceleration(traj, **cam) == pytest.approx(a * 1000 / 30**2)      # mm/frame^2
+    assert acceleration_error(traj, traj, fps=30, **cam) == pytest.approx(0)
+    assert acceleration_error(traj, base + 0 * t, fps=30, **cam) == pytest.approx(a * 1000)
     ids = np.array([0] * 10 + [1] * 10 + [2] * 2)                    # a 2-frame sequence is skipped
     joints = np.concatenate([traj, base + 0 * t, base + 0 * t[:2]])
-    assert sequence_acceleration(joints, ids, fps=30) == pytest.approx(a * 1000 / 2)
+    assert sequence_acceleration(joints, ids, fps=30, **cam) == pytest.approx(a * 1000 / 2)
     with pytest.raises(ValueError):
         acceleration(traj[:2])
+
+
+def test_acceleration_is_wrist_relative_by_default():
+    """The default ACC (VIBE's convention, root subtracted) ignores how the whole hand is placed; it
+    equals the camera-space ACC when the wrist stays still."""
+    t = np.arange(10)[:, None, None] / 30.0
+    base = np.random.default_rng(8).normal(size=(1, 21, 3))
+    jitter = np.random.default_rng(9).normal(scale=0.01, size=(10, 1, 3))   # placement noise, the same for all joints
+    assert acceleration(base + jitter) == pytest.approx(0, abs=1e-9)
+    assert acceleration(base + jitter, root=None) > 1.0
+    fingers = base + 0.5 * 2.0 * t**2 * np.array([0.0, 0.6, 0.8]) * (np.arange(21) > 0)[None, :, None]
+    assert acceleration(fingers, fps=30) == pytest.approx(acceleration(fingers, fps=30, root=None))
+    assert acceleration(fingers + jitter, fps=30) == pytest.approx(acceleration(fingers, fps=30))
+    assert acceleration_error(fingers + jitter, fingers) == pytest.approx(0, abs=1e-9)
+    ids = np.zeros(10, int)
+    assert sequence_acceleration(fingers + jitter, ids) == pytest.approx(acceleration(fingers))
 
 
 def test_texture_and_shape_sd():
@@ -437,8 +454,9 @@ def test_frame_accelerations_zero_at_constant_velocity_and_grouped_by_sequence()
     bump[2] += 0.001  # one frame off by 1 mm: second differences 1, -2, 1 mm at frames 1, 2, 3
     joints = np.concatenate([line, bump, bump[:2]])
     seq = np.array([0] * 5 + [1] * 5 + [2] * 2)  # sequence 2 is too short for any value
-    values, groups = frame_accelerations(joints, seq)
+    values, groups = frame_accelerations(joints, seq, root=None)
     assert groups.tolist() == [0, 0, 0, 1, 1, 1]
     np.testing.assert_allclose(values, [0, 0, 0, np.sqrt(3), 2 * np.sqrt(3), np.sqrt(3)], atol=1e-9)
     # their mean per sequence is ACC (per frame^2)
-    assert np.mean(values[3:]) == pytest.approx(sequence_acceleration(joints[5:10], seq[5:10]))
+    assert np.mean(values[3:]) == pytest.approx(sequence_acceleration(joints[5:10], seq[5:10], root=None))
+    assert frame_accelerations(joints, seq)[0] == pytest.approx(0)  # wrist-relative: the whole hand moved

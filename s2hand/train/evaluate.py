@@ -41,7 +41,7 @@ def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device
     joints (N, 21, 3), verts (N, V, 3), j_pro (N, 21, 2) [3D branch], hg (N, 21, 2) [2D branch];
     with video also pose (N, 48), shape (N, 10) and lit (N, F, 3) (texture lit with the canonical
     face normals, as E_T&S sees it) for video_metrics."""
-    was_training = system.training
+    modes = [(m, m.training) for m in system.modules()]  # restored module by module (frozen BatchNorm stays so)
     system.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     acc: dict[str, list] = {}
@@ -64,7 +64,8 @@ def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device
             if out["kp2d"] is not None:
                 acc.setdefault("hg", []).append(out["kp2d"][-1].float().cpu().numpy())
     finally:
-        system.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     return {k: np.concatenate(v) for k, v in acc.items()}
 
 
