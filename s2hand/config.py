@@ -195,10 +195,6 @@ class StageSchedule(Section):
     encoder_lr_factor: float = Field(1.0, gt=0, le=1)
     # E_pixel and E_SSIM in this stage's energy (paper: true; weights.photo weighs them where on)
     photometric: bool = True
-    # BatchNorm layers while training: "train" (paper) normalise by the batch and update their running
-    # statistics; "frozen" keep the statistics earlier stages estimated (eval mode), for batches of a
-    # few near-identical windows (finetune_video)
-    batchnorm: Literal["train", "frozen"] = "train"
 
 
 class TrainModelParams(Section):

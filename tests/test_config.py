@@ -16,6 +16,8 @@ DEPARTURES = {
     ("train", "keypoint_convention"): ("model", "calibrated"),
     ("train", "pseudo_labels", "weight"): (0.0, 1.0),
     ("train", "pretrain_3d", "photometric"): (True, False),
+    ("weights", "quat"): (0.05, 5.0),
+    ("train", "finetune_video", "lr"): (0.00025, 0.0001),
 }
 
 

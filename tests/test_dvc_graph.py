@@ -106,7 +106,7 @@ def test_dvc_status_after_setting_quat_spares_upstream_stages(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(set_dotted(raw, "weights.quat", 0.1)))
     after = status()
     changed = {s for s in set(before) | set(after) if before.get(s) != after.get(s)}
-    assert "finetune_video" in changed and not changed & UPSTREAM, changed
+    assert not changed & UPSTREAM, changed  # (dvc.lock may predate params.yaml: compare the two states)
     assert after["finetune_video"].get("weights.quat") == "modified"
 
 

@@ -514,17 +514,3 @@ def test_pseudo_labels_fit_save_load_and_reach_the_training_energy(tiny_data, tm
     m = rec.steps[1]
     assert m["train/pseudo"] > 0 and m["train/weighted_pseudo"] == pytest.approx(2.0 * m["train/pseudo"], rel=1e-5)
 
-
-@pytest.mark.parametrize("batchnorm", ["train", "frozen"])
-def test_frozen_batchnorm_keeps_its_statistics_through_training_and_validation(tiny_data, tmp_path, batchnorm):
-    """StageSchedule.batchnorm: "frozen" trains with every BatchNorm layer in eval mode, also after the
-    validations inside and between epochs (predict restores each module's mode); "train" (the paper)
-    moves the running statistics."""
-    stage = {"epochs": 2, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4, "batchnorm": batchnorm}
-    params = tiny_params(pretrain_3d=stage, runtime={"val_every_steps": 1})
-    train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path, "pretrain_3d"))
-    state = _net_state(tmp_path / "pretrain_3d" / "model.pt")
-    means = [v for k, v in state.items() if k.endswith("running_mean")]
-    assert len(means) > 10
-    untouched = all(torch.equal(m, torch.zeros_like(m)) for m in means)  # a random init's statistics
-    assert untouched == (batchnorm == "frozen")

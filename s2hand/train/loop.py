@@ -212,16 +212,6 @@ def set_trainable(system: S2HandSystem, stage: Stage) -> list[torch.nn.Parameter
     return trained
 
 
-def train_mode(system: S2HandSystem, batchnorm: str) -> None:
-    """`system` in training mode; batchnorm "frozen" keeps every BatchNorm layer in eval mode, so that
-    it normalises by, and leaves alone, its running statistics (StageSchedule.batchnorm)."""
-    system.train()
-    if batchnorm == "frozen":
-        for m in system.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
 def param_groups(system: S2HandSystem, trained: list[torch.nn.Parameter], encoder_lr_factor: float) -> list[dict]:
     """Adam's parameter groups: the encoder's trained parameters at `encoder_lr_factor` x the stage's
     learning rate, the rest (heads, hourglass) at 1 x; each group carries its `lr_factor`."""
@@ -442,7 +432,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
     max_steps = rt.max_steps or None
     t_start, images_seen, t_train = time.perf_counter(), 0, 0.0
     skipped_frames = 0  # bad images (missing, truncated, undecodable) left out of their batches
-    train_mode(system, sched.batchnorm)
+    system.train()
     done = max_steps is not None and step >= max_steps
     while epoch < sched.epochs and not done:
         lr = sched.lr * sched.lr_gamma ** (epoch // sched.lr_step)
@@ -483,7 +473,7 @@ def train_stage(params: Params, stage: Stage, paths: StagePaths, init_from: dict
                 vm = validate()  # a point of the learning curve inside an epoch (the epoch's end validates anyway)
                 history.append({"epoch": epoch, "step": step, "images": step * sched.batch_size * world, **vm})
                 logger.log_metrics({f"val/{k}": v for k, v in vm.items()}, step=step)
-                train_mode(system, sched.batchnorm)
+                system.train()
             if step % rt.checkpoint_every == 0:
                 checkpoint(epoch, batch_in_epoch)
             if interrupt_at_step is not None and step == interrupt_at_step:
