@@ -221,6 +221,10 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
         assert m[name]["acc_mm_s2"] == pytest.approx(m[name]["acc_mm_frame2"] * 30.0 ** 2)
         assert 0 <= m[name]["auc_j"] <= 1 and m[name]["mpjpe_cm"] > 0
     assert m["frames"] == len(load_split(paths.dataset, "val"))
+    # articulation: each model and the mean pose (a constant hand: no correlation, no gap)
+    assert set(m["articulation"]) == {"s2hand", "s2hand_v", "mean_pose"}
+    assert m["articulation"]["mean_pose"]["gap_ratio"] == pytest.approx(0, abs=1e-6)
+    assert m["articulation"]["s2hand"]["closed"]["gt"] <= m["articulation"]["s2hand"]["open"]["gt"]
     assert 0 < m["detector"]["detected_fraction"] <= 1
     # the baseline here is s2hand.train.evaluate's mean-pose baseline
     from s2hand.hand.layer import HandLayer
@@ -357,3 +361,12 @@ def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
     # runs: seq 0 frames 0,1 | seq 0 frame 3 | seq 1 frames 0-3 (inner: 1, 2) | seq 2 | still image
     assert np.flatnonzero(np.isfinite(v["acc_mm_per_frame2"])).tolist() == [2, 3]
     assert frame_values({}, t) == {}
+
+
+def test_qualitative_frames_run_from_the_most_closed_hand_to_the_most_open():
+    from s2hand.evaluate.stage import qualitative_indices
+
+    s = np.array([0.9, 0.4, 0.7, 1.0, 0.5, 0.8])
+    assert qualitative_indices(6, 3, s).tolist() == [1, 2, 3]  # ranks 0, 2 (or 3), 5
+    assert qualitative_indices(6, 10, s).tolist() == [1, 4, 2, 5, 0, 3]  # at most every frame
+    assert qualitative_indices(6, 2).tolist() == [1, 4]  # without ground truth: spread over the split

@@ -460,3 +460,56 @@ def test_frame_accelerations_zero_at_constant_velocity_and_grouped_by_sequence()
     # their mean per sequence is ACC (per frame^2)
     assert np.mean(values[3:]) == pytest.approx(sequence_acceleration(joints[5:10], seq[5:10], root=None))
     assert frame_accelerations(joints, seq)[0] == pytest.approx(0)  # wrist-relative: the whole hand moved
+
+
+# ---- articulation ---------------------------------------------------------------------------------
+
+def _hand(curl: float) -> np.ndarray:
+    """(21, 3) OpenPose-order joints: each finger's three bones (3, 2, 1.5 cm) turn by `curl` rad at
+    every joint in the finger's plane; curl 0 is a straight hand."""
+    j = np.zeros((21, 3))
+    for f in range(5):
+        base = np.array([0.02 * (f - 2), 0.08, 0.0])
+        j[1 + 4 * f] = base
+        angle, p = 0.0, base
+        for k, length in enumerate((0.03, 0.02, 0.015)):
+            angle += curl
+            p = p + length * np.array([0.0, np.cos(angle), np.sin(angle)])
+            j[2 + 4 * f + k] = p
+    return j
+
+
+def test_straightness_is_one_for_straight_fingers_lower_when_curled_and_invariant_to_placement():
+    from scipy.spatial.transform import Rotation
+
+    from s2hand.metrics.articulation import straightness
+
+    assert straightness(_hand(0.0)) == pytest.approx(1.0)
+    values = [straightness(_hand(c)) for c in (0.3, 0.7, 1.2)]
+    assert 1 > values[0] > values[1] > values[2] > 0.3  # a fist
+    R = Rotation.from_rotvec([0.3, -1.2, 0.5]).as_matrix()
+    moved = 1.7 * _hand(0.7) @ R.T + np.array([0.1, -0.2, 0.5])
+    assert straightness(moved) == pytest.approx(values[1])
+    assert straightness(np.stack([_hand(0.0), _hand(1.2)])).shape == (2,)
+    with pytest.raises(ValueError):
+        straightness(np.zeros((16, 3)))
+
+
+def test_articulation_agreement_tells_a_following_prediction_from_a_constant_one():
+    from s2hand.metrics.articulation import articulation_agreement
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 10)
+    gt = 0.4 + 0.6 * rng.uniform(size=200)
+    same = articulation_agreement(gt, gt, groups)
+    assert same["r"] == pytest.approx(1) and same["gap_ratio"] == pytest.approx(1)
+    assert same["closed"]["pred"] == same["closed"]["gt"] < same["open"]["gt"]
+    half = articulation_agreement(0.7 + 0.5 * (gt - 0.7), gt, groups)  # opens and closes half as much
+    assert half["gap_ratio"] == pytest.approx(0.5) and half["r"] == pytest.approx(1)
+    const = articulation_agreement(np.full(200, 0.8), gt, groups)
+    assert const["r"] == 0 and const["gap_ratio"] == pytest.approx(0)
+    noisy = articulation_agreement(gt + rng.normal(0, 0.2, 200), gt, groups)
+    assert noisy["r_lo"] < noisy["r"] < noisy["r_hi"] and noisy["gap_lo"] < noisy["gap_ratio"] < noisy["gap_hi"]
+    assert noisy["groups"] == 20 and noisy["frames"] == 200
+    with pytest.raises(ValueError):
+        articulation_agreement(gt[:5], gt[:5], groups[:5])

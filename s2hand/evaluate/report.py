@@ -452,6 +452,27 @@ def _relative(value: float | None, reference: float | None) -> str:
     return f"{100 * (value / reference - 1):+.1f} %"
 
 
+def table_articulation(m: Mapping) -> list[str]:
+    """Does the articulation follow the hands? (s2hand.metrics.articulation; metrics "articulation")."""
+    a = m.get("articulation")
+    if not a:
+        return []
+    lines = ["## Articulation: closed hands predicted closed?", "",
+             "Finger straightness, 1 for straight fingers and about 0.4 in a fist (mean over index to pinky of "
+             "tip-to-knuckle distance over finger length). Closed and open frames: the quarters of frames with the "
+             "lowest and highest ground-truth straightness. Gap ratio: the predicted closed-to-open gap over the "
+             "ground truth's (1: opens and closes as much as the hands, 0: a constant hand). 95 % intervals over "
+             "sequences.", "",
+             "| model | r with the ground truth | gap ratio | closed frames: predicted (true) | open frames: predicted (true) |",
+             "|---|---|---|---|---|"]
+    for name, r in a.items():
+        lines.append(f"| {MODEL_LABELS.get(name, name)} | {_fmt(r['r'], 2)} [{_fmt(r['r_lo'], 2)}, {_fmt(r['r_hi'], 2)}] | "
+                     f"{_fmt(r['gap_ratio'], 2)} [{_fmt(r['gap_lo'], 2)}, {_fmt(r['gap_hi'], 2)}] | "
+                     f"{_fmt(r['closed']['pred'], 2)} ({_fmt(r['closed']['gt'], 2)}) | "
+                     f"{_fmt(r['open']['pred'], 2)} ({_fmt(r['open']['gt'], 2)}) |")
+    return lines + [""]
+
+
 def readme(m: Mapping, setup: Mapping) -> str:
     """reports/README.md from metrics_json's dict and facts about the run (`setup`: dataset, split,
     frames, sequences, image_size, fps, checkpoints {model: (path, step)}, temporal_loss, ts, camera)."""
@@ -467,11 +488,13 @@ def readme(m: Mapping, setup: Mapping) -> str:
              "middle-finger MCP (uses ground truth the models never see; docs/training.md)",
              "- paper numbers (*italic*) are the paper's own, on FreiHAND / HO-3D with real MANO; they are for "
              "reference, not a like-for-like comparison with other data", ""]
-    lines += table_1_2(m) + table_4(m, setup) + table_5(m, setup) + table_9(m, setup) + table_2d(m) + table_keypoint_fit(m)
+    lines += (table_1_2(m) + table_4(m, setup) + table_5(m, setup) + table_9(m, setup) + table_2d(m)
+              + table_keypoint_fit(m) + table_articulation(m))
     lines += ["## Figures", "", "PCK of joints and vertices (aligned) and the fraction of frames within a 2D "
               "distance: `evaluate/pck.png` (data: `evaluate/*.csv`, `dvc plots show`).", "",
               "![PCK curves](evaluate/pck.png)", "",
-              "Test frames, one row per model: input | projected 3D keypoints | mesh overlay | the textured hand "
+              "Test frames from the most closed hand to the most open one (by ground-truth finger "
+              "straightness), one row per model: input | projected 3D keypoints | mesh overlay | the textured hand "
               "(predicted texture and light) seen from the camera and turned 180° about the vertical axis "
               "(the paper's Fig. 5 and 9): `evaluate/qualitative.png`.",
               "", "![qualitative results](evaluate/qualitative.png)", ""]

@@ -35,6 +35,7 @@ from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
 from s2hand.train.data import HandFrames, training_rows
+from s2hand.metrics.articulation import articulation_agreement, straightness
 from s2hand.metrics.compare import paired_comparison, verdict
 from s2hand.metrics.video import frame_accelerations
 from s2hand.train.evaluate import baseline_comparison, time_runs
@@ -98,10 +99,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def qualitative_indices(n_frames: int, count: int) -> np.ndarray:
-    """`count` frames spread evenly over the split (the middle of each of `count` equal parts)."""
+def qualitative_indices(n_frames: int, count: int, order_by: np.ndarray | None = None) -> np.ndarray:
+    """`count` frames spread evenly over the split (the middle of each of `count` equal parts); with
+    order_by (N,), the ground truth's finger straightness, the frames at evenly spaced ranks of it,
+    from the most closed hand to the most open one."""
     count = min(count, n_frames)
-    return ((np.arange(count) + 0.5) * n_frames / max(count, 1)).astype(int)
+    if order_by is None:
+        return ((np.arange(count) + 0.5) * n_frames / max(count, 1)).astype(int)
+    ranks = np.round(np.linspace(0, n_frames - 1, count)).astype(int)
+    return np.argsort(np.asarray(order_by), kind="stable")[ranks]
+
+
+def articulation_metrics(joints: dict[str, np.ndarray], table) -> dict[str, dict]:
+    """Does each model's articulation follow the hands (s2hand.metrics.articulation)? joints: model
+    name -> (N, 21, 3) predictions on `table`'s frames -> {name: articulation_agreement's dict}."""
+    gt = straightness(table.joints3d)
+    return {name: articulation_agreement(straightness(j), gt, np.asarray(table.seq)) for name, j in joints.items()}
 
 
 def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
@@ -119,7 +132,9 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     blocks: dict[str, np.ndarray] = {}
     checkpoints: dict[str, tuple[str, int]] = {}
     layer = None
-    idx = qualitative_indices(len(split.table), ep.qualitative_frames)
+    has_3d = split.table.joints3d is not None
+    idx = qualitative_indices(len(split.table), ep.qualitative_frames,
+                              straightness(split.table.joints3d) if has_3d else None)
     for name, path in paths.checkpoints.items():
         ortho = name == "s2hand_v" and video.camera == "orthographic"
         system, info = load_system(path, paths.hand_model, orthographic=ortho, device=device)
@@ -142,6 +157,8 @@ def run_evaluation(ep: EvaluateParams, video: VideoParams, paths: EvaluatePaths,
     vs_mean_pose = {name: judged(baseline_comparison(results[name].preds["joints"], base_joints, split.table))
                     for name in paths.checkpoints}
     metrics = metrics_json(results, detector, ground_truth_smoothness(split), len(split.table), fits, vs_mean_pose)
+    if has_3d:
+        metrics["articulation"] = articulation_metrics({k: r.preds["joints"] for k, r in results.items()}, split.table)
     verdicts: dict = {"vs_mean_pose": vs_mean_pose}  # the comparisons with their verdicts: reports/verdicts.json
     if {"s2hand", "s2hand_v"} <= set(results):
         verdicts["s2hand_v_vs_s2hand"] = video_vs_image(results["s2hand_v"].preds["joints"],
