@@ -33,11 +33,17 @@ import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
 
 from s2hand.cli import Command, CommandError
+
+if TYPE_CHECKING:
+    import torch
+
+    from s2hand.config import Params
 
 DEFAULT_CHECKPOINT = "outputs/checkpoints/finetune/model.pt"
 DEFAULT_HAND_MODEL = "outputs/hand_model/MANO_RIGHT.npz"
@@ -201,116 +207,172 @@ def _load_params(path: str | None):
 
 def predict_frames(args: argparse.Namespace) -> dict:
     """Run the network over the input; write the outputs (module docstring). -> a summary dict."""
-    import torch
-    import trimesh
-    from tqdm import tqdm
-
-    from s2hand.io import atomic_dir, write_json
-    from s2hand.metrics.submission import write_submission
-
-    from .figures import draw_skeleton, overlay_panel, png_bytes
-    from .models import CheckpointError, load_system
-    from .stage import pick_device
+    from s2hand.io import atomic_dir
 
     params = _load_params(args.params)
     source = FrameSource(args.input)
     check_out(Path(args.out), source.path, args.force)
     if args.max_frames < 0 or args.strip_frames < 0:
         raise CommandError("--max-frames and --strip-frames must be >= 0")
+    system, info, ortho, device = _load_model(args, params)
+    with atomic_dir(args.out) as tmp:
+        (tmp / OUT_MARKER).write_text("an output folder of `s2hand predict`: the next run into it replaces it\n")
+        if not args.no_obj:
+            (tmp / "meshes").mkdir()
+        outputs = _Outputs(args, system, info["input_size"], device, tmp, source)
+        K_first = _predict_source(args, source, outputs, params.evaluate.batch_size)
+        outputs.close()
+        if not outputs.names:
+            raise CommandError(f"{args.input}: no frame to predict")
+        _write_results(args, tmp, outputs, info, ortho, source, K_first)
+        for f in (tmp, *tmp.rglob("*")):  # mkdtemp / mkstemp make them private
+            f.chmod(0o755 if f.is_dir() else 0o644)
+    return {"frames": len(outputs.names), "out": str(args.out)}
+
+
+def _load_model(args: argparse.Namespace, params: Params) -> tuple[torch.nn.Module, dict, bool, torch.device]:
+    """(system, its info, orthographic, device): the --checkpoint's network on evaluate.device,
+    with the orthographic camera for a finetune_video model under video.camera orthographic."""
+    from .models import CheckpointError, load_system, read_checkpoint
+    from .stage import pick_device
+
     device = pick_device(params.evaluate.device)
     try:
-        from .models import read_checkpoint
-
         stage = str(read_checkpoint(args.checkpoint).get("stage", ""))
         ortho = stage == "finetune_video" and params.video.camera == "orthographic"
         system, info = load_system(args.checkpoint, args.hand_model, orthographic=ortho, device=device)
     except (CheckpointError, FileNotFoundError) as e:
         raise CommandError(str(e)) from None
-    S, bs = info["input_size"], params.evaluate.batch_size
-    faces = system.layer.faces.cpu().numpy()
-    total = len(source) if not args.max_frames else min(len(source), args.max_frames) if len(source) else args.max_frames
+    return system, info, ortho, device
 
-    names: list[str] = []
-    joints, verts, j2d = [], [], []
-    crops: list[tuple[float, float, float]] = []
+
+class _Frame(NamedTuple):
+    """A frame prepared for the network (prepare)."""
+    name: str
+    small: np.ndarray  # (S, S, 3) uint8 RGB, the resized centre crop
+    K: np.ndarray  # (3, 3) of `small`
+    crop: tuple[float, float, float]  # x0, y0, side in input-image pixels
+
+
+def _predict_source(args: argparse.Namespace, source: FrameSource, outputs: "_Outputs", batch_size: int
+                    ) -> np.ndarray | None:
+    """Read, prepare and predict the source's frames (at most --max-frames) in batches of
+    `batch_size`. -> the K of the first frame (input-image pixels)"""
+    from tqdm import tqdm
+
+    n = len(source)
+    total = n if not args.max_frames else min(n, args.max_frames) if n else args.max_frames
+    pending: list[_Frame] = []
     K_first: np.ndarray | None = None
-    overlays: list[np.ndarray] = []
-    writer = None
-    pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple]] = []
+    with tqdm(total=total or None, desc="predict", unit="frame", disable=None) as bar:
+        for name, image in source:
+            if args.max_frames and len(outputs.names) + len(pending) >= args.max_frames:
+                break
+            h, w = image.shape[:2]
+            K = intrinsics(h, w, args.fx, args.K_file)
+            if K_first is None:
+                K_first = K
+            pending.append(_Frame(name, *prepare(image, K, outputs.input_size)))
+            if len(pending) >= batch_size:
+                outputs.add(pending)
+                pending = []
+            bar.update(1)
+        outputs.add(pending)
+    return K_first
 
-    with atomic_dir(args.out) as tmp:
-        (tmp / OUT_MARKER).write_text("an output folder of `s2hand predict`: the next run into it replaces it\n")
-        if not args.no_obj:
-            (tmp / "meshes").mkdir()
 
-        def flush() -> None:
-            nonlocal writer
-            if not pending:
-                return
-            images = torch.stack([torch.from_numpy(p[2]).permute(2, 0, 1).float() / 255.0 for p in pending]).to(device)
-            Ks = torch.as_tensor(np.stack([p[3] for p in pending]), dtype=torch.float32, device=device)
-            _, pred = system.predict(images, Ks)
-            for b, (name, _, small, K_in, crop) in enumerate(pending):
-                v = pred.verts[b].float().cpu().numpy().astype(np.float64)
-                jp = pred.j_pro[b].float().cpu().numpy().astype(np.float64)  # (21, 2) input px of the crop
-                names.append(name)
-                joints.append(pred.joints[b].float().cpu().numpy().astype(np.float64))
-                verts.append(v)
-                crops.append(crop)
-                x0, y0, side = crop
-                j2d.append(jp * (side / S) + np.array([x0, y0]))
-                if not args.no_obj:
-                    trimesh.Trimesh(v, faces, process=False).export(tmp / "meshes" / f"{name}.obj")
-                need_panel = source.is_video or len(overlays) < args.strip_frames
-                if need_panel:
-                    r = PANEL / S
-                    img = cv2.resize(small, (PANEL, PANEL), interpolation=cv2.INTER_LINEAR)
-                    Kp = K_in * np.array([[r], [r], [1.0]])
-                    panel = draw_skeleton(overlay_panel(img, v, faces, Kp, None, system.orthographic), jp * r)
-                    if source.is_video:
-                        frame = np.concatenate([img, panel], axis=1)
-                        if writer is None:
-                            writer = cv2.VideoWriter(str(tmp / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                     source.fps or 30.0, (frame.shape[1], frame.shape[0]))
-                        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                    else:
-                        overlays.append(panel)
-            pending.clear()
+class _Outputs:
+    """What predict_frames writes, frame by frame: the meshes, the overlays (video: overlay.mp4 as
+    it goes; images: the panels of overlay.png), and the predictions it collects for the files."""
 
-        with tqdm(total=total or None, desc="predict", unit="frame", disable=None) as bar:
-            for name, image in source:
-                if args.max_frames and len(names) + len(pending) >= args.max_frames:
-                    break
-                h, w = image.shape[:2]
-                K = intrinsics(h, w, args.fx, args.K_file)
-                if K_first is None:
-                    K_first = K
-                small, K_in, crop = prepare(image, K, S)
-                pending.append((name, image, small, K_in, crop))
-                if len(pending) >= bs:
-                    flush()
-                bar.update(1)
-            flush()
-        if writer is not None:
-            writer.release()
-        if not names:
-            raise CommandError(f"{args.input}: no frame to predict")
-        write_submission(tmp / "pred.json", np.stack(joints), np.stack(verts), fmt=args.format)
-        if overlays:
-            cols = min(8, len(overlays))
-            blank = np.full_like(overlays[0], 255)
-            grid = overlays + [blank] * (-len(overlays) % cols)
-            rows = [np.concatenate(grid[i:i + cols], axis=1) for i in range(0, len(grid), cols)]
-            (tmp / "overlay.png").write_bytes(png_bytes(np.concatenate(rows, axis=0)))
-        write_json(tmp / "frames.json", {
-            "source": str(args.input), "checkpoint": str(args.checkpoint), "stage": info["stage"],
-            "format": args.format, "input_size": S, "orthographic": bool(ortho), "fps": source.fps,
-            "K": K_first.tolist(), "frames": names, "crop_x0_y0_side": [list(c) for c in crops],
-            "joints2d_px": np.round(np.stack(j2d), 3).tolist(),
-        })
-        for f in (tmp, *tmp.rglob("*")):  # mkdtemp / mkstemp make them private
-            f.chmod(0o755 if f.is_dir() else 0o644)
-    return {"frames": len(names), "out": str(args.out)}
+    def __init__(self, args: argparse.Namespace, system: torch.nn.Module, input_size: int, device: torch.device,
+                 tmp: Path, source: FrameSource):
+        self.args, self.system, self.input_size, self.device, self.tmp = args, system, int(input_size), device, tmp
+        self.is_video, self.fps = source.is_video, source.fps
+        self.faces = system.layer.faces.cpu().numpy()
+        self.names: list[str] = []
+        self.joints: list[np.ndarray] = []  # (21, 3) per frame, camera space, m
+        self.verts: list[np.ndarray] = []  # (V, 3) per frame
+        self.j2d: list[np.ndarray] = []  # (21, 2) per frame, input-image px
+        self.crops: list[tuple[float, float, float]] = []
+        self.overlays: list[np.ndarray] = []  # image input: (PANEL, PANEL, 3) panels for overlay.png
+        self.writer = None  # video input: overlay.mp4
+
+    def add(self, frames: list[_Frame]) -> None:
+        """Predict a batch of frames (none: nothing to do) and write / collect their outputs."""
+        import torch
+
+        if not frames:
+            return
+        images = torch.stack([torch.from_numpy(f.small).permute(2, 0, 1).float() / 255.0 for f in frames])
+        images = images.to(self.device)  # (B, 3, S, S)
+        Ks = torch.as_tensor(np.stack([f.K for f in frames]), dtype=torch.float32, device=self.device)
+        _, pred = self.system.predict(images, Ks)
+        for b, frame in enumerate(frames):
+            v = pred.verts[b].float().cpu().numpy().astype(np.float64)
+            jp = pred.j_pro[b].float().cpu().numpy().astype(np.float64)  # (21, 2) input px of the crop
+            self._collect(frame, pred.joints[b].float().cpu().numpy().astype(np.float64), v, jp)
+
+    def _collect(self, frame: _Frame, joints: np.ndarray, v: np.ndarray, jp: np.ndarray) -> None:
+        """One frame's prediction: joints (21, 3), verts v (V, 3), projected joints jp (21, 2) in crop px."""
+        import trimesh
+
+        self.names.append(frame.name)
+        self.joints.append(joints)
+        self.verts.append(v)
+        self.crops.append(frame.crop)
+        x0, y0, side = frame.crop
+        self.j2d.append(jp * (side / self.input_size) + np.array([x0, y0]))
+        if not self.args.no_obj:
+            trimesh.Trimesh(v, self.faces, process=False).export(self.tmp / "meshes" / f"{frame.name}.obj")
+        if self.is_video or len(self.overlays) < self.args.strip_frames:
+            self._overlay(frame, v, jp)
+
+    def _overlay(self, frame: _Frame, v: np.ndarray, jp: np.ndarray) -> None:
+        """The frame's overlay panel (mesh and skeleton on the crop): a frame of overlay.mp4 beside
+        the crop, or a panel of overlay.png."""
+        from .figures import draw_skeleton, overlay_panel
+
+        r = PANEL / self.input_size
+        img = cv2.resize(frame.small, (PANEL, PANEL), interpolation=cv2.INTER_LINEAR)
+        Kp = frame.K * np.array([[r], [r], [1.0]])
+        panel = draw_skeleton(overlay_panel(img, v, self.faces, Kp, None, self.system.orthographic), jp * r)
+        if not self.is_video:
+            self.overlays.append(panel)
+            return
+        both = np.concatenate([img, panel], axis=1)
+        if self.writer is None:
+            self.writer = cv2.VideoWriter(str(self.tmp / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                          self.fps or 30.0, (both.shape[1], both.shape[0]))
+        self.writer.write(cv2.cvtColor(both, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish overlay.mp4."""
+        if self.writer is not None:
+            self.writer.release()
+
+
+def _write_results(args: argparse.Namespace, tmp: Path, outputs: _Outputs, info: dict, ortho: bool,
+                   source: FrameSource, K_first: np.ndarray) -> None:
+    """pred.json, overlay.png (image input) and frames.json (module docstring)."""
+    from s2hand.io import write_json
+    from s2hand.metrics.submission import write_submission
+
+    from .figures import png_bytes
+
+    write_submission(tmp / "pred.json", np.stack(outputs.joints), np.stack(outputs.verts), fmt=args.format)
+    if outputs.overlays:
+        cols = min(8, len(outputs.overlays))
+        blank = np.full_like(outputs.overlays[0], 255)
+        grid = outputs.overlays + [blank] * (-len(outputs.overlays) % cols)
+        rows = [np.concatenate(grid[i:i + cols], axis=1) for i in range(0, len(grid), cols)]
+        (tmp / "overlay.png").write_bytes(png_bytes(np.concatenate(rows, axis=0)))
+    write_json(tmp / "frames.json", {
+        "source": str(args.input), "checkpoint": str(args.checkpoint), "stage": info["stage"],
+        "format": args.format, "input_size": outputs.input_size, "orthographic": bool(ortho), "fps": source.fps,
+        "K": K_first.tolist(), "frames": outputs.names, "crop_x0_y0_side": [list(c) for c in outputs.crops],
+        "joints2d_px": np.round(np.stack(outputs.j2d), 3).tolist(),
+    })
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -134,94 +134,137 @@ def filter_continuous(seq: np.ndarray, frame: np.ndarray, peaks: np.ndarray, con
         raise ValueError("filter_continuous: need scale_ratio_threshold >= 1, jump_threshold > 0, min_jump >= 0, "
                          "motion_ratio > 1 (or None), motion_window >= 1, lookahead >= 0, min_stretch >= 1, "
                          "max_gap >= 1")
-
+    rules = _CutRules(frame, peaks, conf, jump_threshold, min_jump, motion_ratio, motion_window,
+                      float(np.log(scale_ratio_threshold)), kp_conf, min_common, max_gap, lookahead)
     low_conf = conf.mean(1) < min_mean_conf
-    glitch = np.zeros(n, bool)
-    keep = np.zeros(n, bool)
-    stretches: list[Stretch] = []
-    short: list[Stretch] = []
-    cuts: list[tuple[int, int]] = []
-    all_videos = sorted({int(v) for v in np.unique(seq)} | {int(v) for v in (videos or [])})
-    unavailable = []
-    duplicates = 0
-    log_ratio = float(np.log(scale_ratio_threshold))
-
-    def continuous(a: int, b: int, motion: list[float]) -> bool:
-        """Frame b continues frame a (the cut rules of the module docstring, none firing)."""
-        jump, dscale, k = keypoint_jump(peaks[a], conf[a], peaks[b], conf[b], kp_conf)
-        if k < min_common or jump > jump_threshold or dscale > log_ratio:
-            return False
-        gap = int(frame[b] - frame[a])
-        local = float(np.median(motion[-motion_window:])) if len(motion) >= 3 else float("inf")
-        return not (motion_ratio is not None and jump > min_jump and jump / gap > motion_ratio * local)
-
-    def pick(group: list[int], prev: int | None) -> int:
-        """One row of a frame: the only one, else the one nearest the last kept row."""
-        if len(group) == 1:
-            return group[0]
-        if prev is None:
-            return max(group, key=lambda g: conf[g].mean())
-        return min(group, key=lambda g: keypoint_jump(peaks[prev], conf[prev], peaks[g], conf[g], kp_conf)[0])
-
-    for vid in all_videos:
+    found = _Found(frame, min_stretch, keep=np.zeros(n, bool), glitch=np.zeros(n, bool))
+    for vid in sorted({int(v) for v in np.unique(seq)} | {int(v) for v in (videos or [])}):
         rows = np.flatnonzero(seq == vid)
         if len(rows) == 0 or len(rows) < min_video_frames:
-            unavailable.append(vid)
+            found.unavailable.append(vid)
             continue
         rows = rows[np.argsort(frame[rows], kind="stable")]
         groups = [[r for r in g if not low_conf[r]] for _, g in _frame_groups(rows, frame)]  # [] = collapsed
-        duplicates += sum(max(len(g) - 1, 0) for g in groups)
-        current: list[int] = []
-        motion: list[float] = []  # per-frame jumps inside the current stretch
+        found.duplicates += sum(max(len(g) - 1, 0) for g in groups)
+        _scan_video(vid, groups, rules, found)
+    return FilterResult(found.stretches, found.cuts, found.keep, low_conf, found.short, found.unavailable,
+                        found.duplicates, found.glitch)
 
-        def close() -> None:
-            if current:
-                s = Stretch(int(vid), int(frame[current[0]]), int(frame[current[-1]]), len(current), tuple(current))
-                (stretches if s.n >= min_stretch else short).append(s)
-                keep[list(current)] = s.n >= min_stretch
-            current.clear()
-            motion.clear()
 
-        prev = None  # last kept row (also across dropped frames, to see cuts hidden among them)
-        i = 0
-        while i < len(groups):
-            if not groups[i]:
-                close()
-                i += 1
+@dataclasses.dataclass(frozen=True)
+class _CutRules:
+    """The cut rules of the module docstring over the rows' frame (N,), peaks (N, 21, 2) and conf
+    (N, 21), with filter_continuous's thresholds."""
+    frame: np.ndarray
+    peaks: np.ndarray
+    conf: np.ndarray
+    jump_threshold: float
+    min_jump: float
+    motion_ratio: float | None
+    motion_window: int
+    log_ratio: float  # log(scale_ratio_threshold)
+    kp_conf: float
+    min_common: int
+    max_gap: int
+    lookahead: int
+
+    def jump(self, a: int, b: int) -> tuple[float, float, int]:
+        """keypoint_jump from row a to row b."""
+        return keypoint_jump(self.peaks[a], self.conf[a], self.peaks[b], self.conf[b], self.kp_conf)
+
+    def gap(self, a: int, b: int) -> int:
+        """Frame numbers from row a to row b."""
+        return int(self.frame[b] - self.frame[a])
+
+    def continuous(self, a: int, b: int, motion: list[float]) -> bool:
+        """Row b continues row a (no cut rule fires); motion: the per-frame jumps of the current stretch."""
+        jump, dscale, k = self.jump(a, b)
+        if k < self.min_common or jump > self.jump_threshold or dscale > self.log_ratio:
+            return False
+        gap = self.gap(a, b)
+        local = float(np.median(motion[-self.motion_window:])) if len(motion) >= 3 else float("inf")
+        return not (self.motion_ratio is not None and jump > self.min_jump and jump / gap > self.motion_ratio * local)
+
+    def pick(self, group: list[int], prev: int | None) -> int:
+        """One row of a frame: the only one, else the one nearest the last kept row (the most
+        confident one without a last kept row)."""
+        if len(group) == 1:
+            return group[0]
+        if prev is None:
+            return max(group, key=lambda g: self.conf[g].mean())
+        return min(group, key=lambda g: self.jump(prev, g)[0])
+
+    def resumption(self, groups: list[list[int]], i: int, prev: int, r: int, motion: list[float]) -> int | None:
+        """The index of the frame group within `lookahead` after groups[i] (row r, which does not
+        continue prev) whose row continues prev and lies nearer prev than r does: r and what
+        follows it up to there are a glitch. None: r starts a new shot."""
+        for m in range(i + 1, min(i + 1 + self.lookahead, len(groups))):
+            if not groups[m]:
                 continue
-            r = pick(groups[i], prev)
-            if prev is not None and int(frame[r] - frame[prev]) > max_gap:
-                close()  # too far apart to judge continuity: a break, not a cut
-            elif prev is not None and not continuous(prev, r, motion):
-                # a glitch (one bad detection) if a frame within `lookahead` continues prev
-                resume = None
-                for m in range(i + 1, min(i + 1 + lookahead, len(groups))):
-                    if not groups[m]:
-                        continue
-                    r2 = pick(groups[m], prev)
-                    if int(frame[r2] - frame[prev]) > max_gap:
-                        break
-                    back = keypoint_jump(peaks[prev], conf[prev], peaks[r2], conf[r2], kp_conf)[0]
-                    ahead = keypoint_jump(peaks[r], conf[r], peaks[r2], conf[r2], kp_conf)[0]
-                    if back < ahead and continuous(prev, r2, motion):  # r2 resumes prev, not r
-                        resume = m
-                        break
-                if resume is not None:
-                    for g in groups[i:resume]:
-                        glitch[g] = True
-                    close()  # the glitch breaks the stretch like a collapse, without a cut
-                    i = resume
-                    continue
-                cuts.append((int(vid), int(frame[r])))
-                close()
-            elif prev is not None and current:
-                jump = keypoint_jump(peaks[prev], conf[prev], peaks[r], conf[r], kp_conf)[0]
-                motion.append(jump / int(frame[r] - frame[prev]))
-            current.append(int(r))
-            prev = r
+            r2 = self.pick(groups[m], prev)
+            if self.gap(prev, r2) > self.max_gap:
+                break
+            back, ahead = self.jump(prev, r2)[0], self.jump(r, r2)[0]
+            if back < ahead and self.continuous(prev, r2, motion):  # r2 resumes prev, not r
+                return m
+        return None
+
+
+@dataclasses.dataclass
+class _Found:
+    """What the scan of the videos has found so far (FilterResult's fields)."""
+    frame: np.ndarray  # (N,)
+    min_stretch: int
+    keep: np.ndarray  # (N,) bool
+    glitch: np.ndarray  # (N,) bool
+    stretches: list[Stretch] = dataclasses.field(default_factory=list)
+    short: list[Stretch] = dataclasses.field(default_factory=list)
+    cuts: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    unavailable: list[int] = dataclasses.field(default_factory=list)
+    duplicates: int = 0
+
+    def close(self, vid: int, current: list[int], motion: list[float]) -> None:
+        """End the current stretch (rows `current` of video `vid`): kept, or short; start afresh."""
+        if current:
+            s = Stretch(int(vid), int(self.frame[current[0]]), int(self.frame[current[-1]]), len(current),
+                        tuple(current))
+            (self.stretches if s.n >= self.min_stretch else self.short).append(s)
+            self.keep[list(current)] = s.n >= self.min_stretch
+        current.clear()
+        motion.clear()
+
+
+def _scan_video(vid: int, groups: list[list[int]], rules: _CutRules, found: _Found) -> None:
+    """One video's frame groups (rows of each frame, in frame order; [] where the confidence
+    collapsed) into stretches, cuts and glitches (module docstring)."""
+    current: list[int] = []  # rows of the current stretch
+    motion: list[float] = []  # per-frame jumps inside the current stretch
+    prev = None  # last kept row (also across dropped frames, to see cuts hidden among them)
+    i = 0
+    while i < len(groups):
+        if not groups[i]:
+            found.close(vid, current, motion)
             i += 1
-        close()
-    return FilterResult(stretches, cuts, keep, low_conf, short, unavailable, duplicates, glitch)
+            continue
+        r = rules.pick(groups[i], prev)
+        if prev is not None and rules.gap(prev, r) > rules.max_gap:
+            found.close(vid, current, motion)  # too far apart to judge continuity: a break, not a cut
+        elif prev is not None and not rules.continuous(prev, r, motion):
+            resume = rules.resumption(groups, i, prev, r, motion)
+            if resume is not None:
+                for g in groups[i:resume]:
+                    found.glitch[g] = True
+                found.close(vid, current, motion)  # the glitch breaks the stretch like a collapse, without a cut
+                i = resume
+                continue
+            found.cuts.append((int(vid), int(rules.frame[r])))
+            found.close(vid, current, motion)
+        elif prev is not None and current:
+            motion.append(rules.jump(prev, r)[0] / rules.gap(prev, r))
+        current.append(int(r))
+        prev = r
+        i += 1
+    found.close(vid, current, motion)
 
 
 def true_cuts(seq: np.ndarray, frame: np.ndarray, cut: np.ndarray) -> list[tuple[int, int]]:

@@ -28,6 +28,8 @@ hand layer, renderer and losses run in float32.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -61,7 +63,31 @@ from s2hand.render import HandRenderer, RenderOutput, project
 
 Stage = Literal["pretrain_2d", "pretrain_3d", "finetune", "finetune_video"]
 STAGES: tuple[Stage, ...] = ("pretrain_2d", "pretrain_3d", "finetune", "finetune_video")
-STAGE_BRANCH = {"pretrain_2d": "2d", "pretrain_3d": "3d", "finetune": "all", "finetune_video": "all"}
+Energy = Callable[[dict[str, Tensor], LossWeights], tuple[Tensor, dict[str, Tensor]]]  # terms -> (total, parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageEnergy:
+    """What a stage's energy is made of (module docstring): the network branch it runs, whether
+    its batches are S2HAND(V) windows of video.n frames (adding E_quat and E_T&S), and the
+    weighted sum of its terms (s2hand.losses.total)."""
+    branch: Literal["2d", "3d", "all"]
+    energy: Energy
+    video: bool = False
+
+    @property
+    def runs_3d(self) -> bool:
+        """Whether the stage runs the 3D branch (a hand: keypoint convention and pseudo labels apply)."""
+        return self.branch != "2d"
+
+
+STAGE_ENERGY: dict[Stage, StageEnergy] = {
+    "pretrain_2d": StageEnergy("2d", s2hand_loss),
+    "pretrain_3d": StageEnergy("3d", s2hand_loss),
+    "finetune": StageEnergy("all", s2hand_loss),
+    "finetune_video": StageEnergy("all", video_loss, video=True),
+}
+STAGE_BRANCH = {stage: e.branch for stage, e in STAGE_ENERGY.items()}
 CENTRE_JOINT = 9  # middle-finger MCP (OpenPose order)
 
 
@@ -230,7 +256,7 @@ class S2HandSystem(nn.Module):
             terms["joint"] = joint_angle_loss(pred.full_pose[:, 3:])
             if out["kp2d"] is not None:
                 terms["cons"] = consistency_loss(j_det, out["kp2d"], image_size=S)
-            if stage == "finetune_video":
+            if STAGE_ENERGY[stage].video:
                 terms.update(self.video_terms(out, pred))
             if self.pseudo_weight > 0 and self.supervision == "self" and "pseudo_pose" in batch:
                 terms["pseudo"] = pseudo_label_loss(out["pose_pca"], out["shape"], batch["pseudo_pose"],
@@ -292,7 +318,7 @@ class S2HandSystem(nn.Module):
         terms, _ = self.loss_terms(batch, stage, photometric=None if photometric else False)
         # full3d's E_sup3d and E_pseudo: weighted outside eq. 1
         sup = {k: terms.pop(k) for k in ("sup3d", "pseudo") if k in terms}
-        total, parts = (video_loss if stage == "finetune_video" else s2hand_loss)(terms, self.weights)
+        total, parts = STAGE_ENERGY[stage].energy(terms, self.weights)
         for k, v in sup.items():
             parts[k] = (self.full3d_weight if k == "sup3d" else self.pseudo_weight) * v
             total, terms[k] = total + parts[k], v

@@ -20,6 +20,7 @@ import dataclasses
 import multiprocessing as mp
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -31,6 +32,9 @@ from s2hand.data.synthetic import motion, scene
 from s2hand.data.table import FrameTable, save_meta
 from s2hand.hand.keypoints import OPENPOSE_NAMES
 from s2hand.hand.poses import sample_natural_poses
+
+if TYPE_CHECKING:
+    from s2hand.hand.layer import HandLayer
 
 FOCAL_FACTOR = 2.4  # focal length in image widths: a hand 0.55-0.8 m away spans 55-80 % of the frame
 DEPTH_RANGE = (0.55, 0.8)
@@ -119,46 +123,83 @@ def _shot_trajectory(rng: np.random.Generator, n: int, fps: float, wild: bool, s
     return pose, rot, centre, depth, light
 
 
+class _Motion(NamedTuple):
+    """A sequence's per-frame motion, camera and shots (render_sequence)."""
+    pose: np.ndarray  # (n, 45) finger axis-angle
+    rotvec: np.ndarray  # (n, 3) global rotation, axis-angle
+    centre: np.ndarray  # (n, 2) image point of the palm centre, px
+    depth: np.ndarray  # (n,) depth of the palm centre, m
+    light: np.ndarray  # (n, 11)
+    K: np.ndarray  # (n, 3, 3)
+    cut: np.ndarray  # (n,) bool: a cut right before the frame
+    backgrounds: list[tuple[int, int, scene.BackgroundPan]]  # (first, end, pan) per shot
+
+
 def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.ndarray]:
     """Render one sequence's frames to JPEG files; return its ground truth arrays."""
-    from s2hand.render.lighting import lit_face_colors
-    from s2hand.render.painter import render_mesh
-
     w = _WORKER
-    size, layer, faces = w["size"], w["layer"], w["faces"]
+    faces = w["faces"]
     rng = np.random.default_rng([seed, spec.seq])
     n = spec.n_frames
     beta = np.clip(rng.normal(0, 0.8, 10), -2, 2)
     albedo = scene.skin_face_colors(rng, len(faces), w["centres"])
     obj = scene.occluder_mesh(rng) if spec.occluder else None
+    mo = _sequence_motion(rng, spec, fps, w["size"], w["photos"])
+    verts, joints = _place_hand(w["layer"], mo, beta)
+    parts = _scene_parts(verts, joints, faces, albedo, mo.rotvec, obj, w["wrist_loop"])
+    joints2d = np.einsum("nij,nkj->nki", mo.K, joints)
+    joints2d = joints2d[..., :2] / joints2d[..., 2:3]
+    images, masks, visible = _render_frames(parts, mo, joints2d, len(faces), w["size"], w["ss"])
+    rels = _write_images(spec, images, w["out"])
+    return dict(
+        image=np.array(rels), K=mo.K.astype(np.float32), joints3d=joints.astype(np.float32),
+        verts=verts.astype(np.float32), pose=np.concatenate([mo.rotvec, mo.pose], 1).astype(np.float32),
+        shape=np.tile(beta, (n, 1)).astype(np.float32), seq=np.full(n, spec.seq, np.int64),
+        frame=np.arange(n, dtype=np.int64), joints2d=joints2d.astype(np.float32), visible=visible, cut=mo.cut,
+        masks=np.packbits(masks, axis=-1), occluded=np.full(n, spec.occluder),
+    )
 
+
+def _sequence_motion(rng: np.random.Generator, spec: SequenceSpec, fps: float, size: int, photos: list[str]
+                     ) -> _Motion:
+    """The sequence's shots, each with its own trajectory, camera and background pan."""
+    n = spec.n_frames
     pose = np.zeros((n, 45)); rotvec = np.zeros((n, 3)); centre = np.zeros((n, 2)); depth = np.zeros(n)
-    light = np.zeros((n, 11)); K = np.zeros((n, 3, 3)); cut = np.zeros(n, bool); shot_of = np.zeros(n, int)
+    light = np.zeros((n, 11)); K = np.zeros((n, 3, 3)); cut = np.zeros(n, bool)
     backgrounds = []
     for i, (a, b) in enumerate(_shots(rng, n, spec.wild)):
         p, r, c, d, l = _shot_trajectory(rng, b - a, fps, spec.wild, size, spec.grasp_prob, spec.gesture_prob)
         pose[a:b], rotvec[a:b], centre[a:b], depth[a:b], light[a:b] = p, r.as_rotvec(), c, d, l
         K[a:b] = scene.intrinsics(size, FOCAL_FACTOR * (rng.uniform(0.8, 1.2) if spec.wild else 1.0), rng)
         cut[a] = i > 0
-        shot_of[a:b] = i
-        backgrounds.append((a, b, scene.BackgroundPan(rng, size, w["photos"])))
+        backgrounds.append((a, b, scene.BackgroundPan(rng, size, photos)))
+    return _Motion(pose, rotvec, centre, depth, light, K, cut, backgrounds)
 
+
+def _place_hand(layer: HandLayer, mo: _Motion, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The posed hand with its palm centre at the sampled image point and depth -> verts (n, V, 3),
+    joints (n, 21, 3), camera space, m (float64)."""
+    n = len(mo.pose)
     with torch.no_grad():
-        out = layer(global_orient=torch.as_tensor(rotvec, dtype=torch.float32),
-                    hand_pose=torch.as_tensor(pose, dtype=torch.float32),
+        out = layer(global_orient=torch.as_tensor(mo.rotvec, dtype=torch.float32),
+                    hand_pose=torch.as_tensor(mo.pose, dtype=torch.float32),
                     betas=torch.as_tensor(beta, dtype=torch.float32).expand(n, 10), pca=False)
     verts, joints = out.verts.double().numpy(), out.joints.double().numpy()
-    # place the palm centre at the sampled image point and depth
     anchor = joints[:, PALM].mean(1)  # (n, 3)
-    ray = np.einsum("nij,nj->ni", np.linalg.inv(K), np.concatenate([centre, np.ones((n, 1))], 1))
-    shift = ray * depth[:, None] - anchor
+    ray = np.einsum("nij,nj->ni", np.linalg.inv(mo.K), np.concatenate([mo.centre, np.ones((n, 1))], 1))
+    shift = ray * mo.depth[:, None] - anchor
     verts += shift[:, None]
     joints += shift[:, None]
+    return verts, joints
 
-    # everything drawn: the hand first (its faces index the mask), then the forearm and the object
+
+def _scene_parts(verts: np.ndarray, joints: np.ndarray, faces: np.ndarray, albedo: np.ndarray, rotvec: np.ndarray,
+                 obj: tuple[np.ndarray, ...] | None, wrist_loop: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Everything drawn, as (verts (n, V, 3), faces (F, 3), colours (F, 3)): the hand first (its
+    faces index the mask), then the forearm and the held object."""
     parts = [(verts, faces, albedo)]
-    if w["wrist_loop"] is not None:
-        arm_v, arm_f = scene.forearm_mesh(verts[:, w["wrist_loop"]], joints[:, PALM].mean(1))
+    if wrist_loop is not None:
+        arm_v, arm_f = scene.forearm_mesh(verts[:, wrist_loop], joints[:, PALM].mean(1))
         parts.append((arm_v, arm_f, np.broadcast_to(albedo.mean(0), (len(arm_f), 3))))
     if obj is not None:
         ov, of, ocolor, _ = obj
@@ -169,47 +210,52 @@ def render_sequence(spec: SequenceSpec, seed: int, fps: float) -> dict[str, np.n
         R = Rotation.from_rotvec(rotvec).as_matrix()
         obj_verts = np.einsum("nij,vj->nvi", R, ov) + centre3d[:, None]
         parts.append((obj_verts, of, np.broadcast_to(ocolor, (len(of), 3))))
+    return parts
+
+
+def _render_frames(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], mo: _Motion, joints2d: np.ndarray,
+                   hand_faces: int, size: int, supersample: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Paint the lit scene over each frame's background -> images [(S, S, 3) uint8 RGB], hand
+    masks (n, S, S) and joint visibility (n, 21): inside the image and not behind the forearm
+    or the object. joints2d (n, 21, 2) px; the first `hand_faces` faces are the hand's."""
+    from s2hand.render.lighting import lit_face_colors
+    from s2hand.render.painter import render_mesh
+
+    n = len(mo.K)
     offsets = np.cumsum([0] + [len(v[0]) for v, _, _ in parts])
     all_v = np.concatenate([v for v, _, _ in parts], axis=1)  # (n, V_all, 3)
     all_f = np.concatenate([f + o for (_, f, _), o in zip(parts, offsets)])
     all_lit = torch.cat([
         lit_face_colors(torch.as_tensor(v), torch.as_tensor(f), torch.as_tensor(np.ascontiguousarray(c)).expand(n, -1, -1),
-                        torch.as_tensor(light)) for v, f, c in parts
+                        torch.as_tensor(mo.light)) for v, f, c in parts
     ], dim=1).clamp(0, 1).numpy()  # (n, F_all, 3)
-
-    joints2d = np.einsum("nij,nkj->nki", K, joints)
-    joints2d = joints2d[..., :2] / joints2d[..., 2:3]
-    inside = ((joints2d >= 0) & (joints2d < size)).all(-1)
-    visible = inside.copy()
+    visible = ((joints2d >= 0) & (joints2d < size)).all(-1)
     masks = np.zeros((n, size, size), bool)
     images = []
     for t in range(n):
-        a, b, pan = next(x for x in backgrounds if x[0] <= t < x[1])
+        a, b, pan = next(x for x in mo.backgrounds if x[0] <= t < x[1])
         bg = pan.frame((t - a) / max(1, b - a - 1))
-        painted = render_mesh(all_v[t], all_f, all_lit[t], K[t], size, background=bg, supersample=w["ss"])
-        img, face_idx = painted.image, painted.face_index
-        hand = (face_idx >= 0) & (face_idx < len(faces))
-        masks[t] = hand
-        # a joint behind the forearm or the object is not visible
-        covered = face_idx >= len(faces)
+        painted = render_mesh(all_v[t], all_f, all_lit[t], mo.K[t], size, background=bg, supersample=supersample)
+        face_idx = painted.face_index
+        masks[t] = (face_idx >= 0) & (face_idx < hand_faces)
+        covered = face_idx >= hand_faces  # a joint behind the forearm or the object is not visible
         px = np.clip(np.floor(joints2d[t]).astype(int), 0, size - 1)
         visible[t] &= ~covered[px[:, 1], px[:, 0]]
-        images.append(img)
+        images.append(painted.image)
+    return images, masks, visible
 
+
+def _write_images(spec: SequenceSpec, images: list[np.ndarray], out: Path) -> list[str]:
+    """The frames as JPEG files under out/images/<split>/sXXXX/ -> their paths relative to out."""
     rels = []
     for t, img in enumerate(images):
         rel = Path("images") / spec.split / f"s{spec.seq:04d}" / f"f{t:04d}.jpg"
-        path = w["out"] / rel
+        path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
             raise OSError(f"{path}: could not write image")
         rels.append(rel.as_posix())
-    return dict(
-        image=np.array(rels), K=K.astype(np.float32), joints3d=joints.astype(np.float32), verts=verts.astype(np.float32),
-        pose=np.concatenate([rotvec, pose], 1).astype(np.float32), shape=np.tile(beta, (n, 1)).astype(np.float32),
-        seq=np.full(n, spec.seq, np.int64), frame=np.arange(n, dtype=np.int64), joints2d=joints2d.astype(np.float32),
-        visible=visible, cut=cut, masks=np.packbits(masks, axis=-1), occluded=np.full(n, spec.occluder),
-    )
+    return rels
 
 
 def _render_task(args: tuple[SequenceSpec, int, float]) -> tuple[SequenceSpec, dict]:
