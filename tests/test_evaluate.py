@@ -19,13 +19,13 @@ import yaml
 
 from s2hand.config import EvaluateParams, TrainParams, VideoParams, validate_params
 from s2hand.data.table import FrameTable, load_split
-from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
+from s2hand.model.files import CheckpointError, load_system, read_checkpoint
+from s2hand.model.system import S2HandSystem, model_record
 from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
-from s2hand.train.system import S2HandSystem, model_record
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
@@ -222,9 +222,9 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
         assert 0 <= m[name]["auc_j"] <= 1 and m[name]["mpjpe_cm"] > 0
     assert m["frames"] == len(load_split(paths.dataset, "val"))
     assert 0 < m["detector"]["detected_fraction"] <= 1
-    # the baseline here is s2hand.train.evaluate's mean-pose baseline
+    # the baseline here is s2hand.model.scores's mean-pose baseline
     from s2hand.hand.layer import HandLayer
-    from s2hand.train.evaluate import mean_pose_baseline
+    from s2hand.model.scores import mean_pose_baseline
 
     ref = mean_pose_baseline(HandLayer.from_file(paths.hand_model), load_split(paths.dataset, "train"),
                              load_split(paths.dataset, "val"))
@@ -343,7 +343,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
 
 
 def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
-    from s2hand.train.evaluate import FRAME_COLUMNS, frame_values
+    from s2hand.model.scores import FRAME_COLUMNS, frame_values
 
     seq = np.array([1, 1, 1, 1, 0, 0, 0, 2, -1])
     frame = np.array([3, 0, 1, 2, 0, 1, 3, 0, 0])

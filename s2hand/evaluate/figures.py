@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from s2hand.hand.keypoints import BONES
+from s2hand.model.system import S2HandSystem
 from s2hand.render.lighting import lit_face_colors
 from s2hand.render.painter import render_mesh
-from s2hand.train.system import S2HandSystem
 
 FINGER_COLORS = ((230, 60, 60), (240, 170, 40), (60, 190, 60), (50, 140, 230), (180, 80, 220))  # thumb..pinky, RGB
 MESH_RGB = np.array([0.55, 0.68, 0.9])  # overlay mesh colour before shading
@@ -108,7 +108,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 @torch.no_grad()
 def hand_rows(system: S2HandSystem, dataset, indices: Sequence[int], size: int, label: str = "",
               device: torch.device | str = "cpu") -> np.ndarray:
-    """One row per frame dataset[i] (s2hand.train.data.HandFrames, unaugmented): input | projected
+    """One row per frame dataset[i] (s2hand.model.frames.HandFrames, unaugmented): input | projected
     3D keypoints | mesh overlay | textured hand, camera view | other side.
     -> (len(indices) * size, 5 * size, 3) uint8."""
     system.eval()

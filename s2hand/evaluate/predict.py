@@ -17,7 +17,7 @@ Writes into --out (replaced as a whole, atomically; see check_out for which fold
 
 Each frame is centre-cropped to a square (its shorter side) and resized to the network's input
 size (the checkpoint's train.input_size) exactly as training resizes frames
-(s2hand.train.data.frame_affine / warp_image), and K follows the crop and the resize.
+(s2hand.model.frames.frame_affine / warp_image), and K follows the crop and the resize.
 
 Camera. The network sees only pixels: its 3D output (pose, shape, the hand's place in camera
 space) does not depend on K. K matters for the 2D overlay and for reading the 3D translation
@@ -137,7 +137,7 @@ def intrinsics(height: int, width: int, fx: float | None = None, K_file: str | P
 def prepare(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Centre square crop + resize to `size` as training does -> image (size, size, 3) uint8,
     K of it (3, 3), crop (x0, y0, side) in input-image pixels."""
-    from s2hand.train.data import frame_affine, warp_image
+    from s2hand.model.frames import frame_affine, warp_image
 
     h, w = image.shape[:2]
     side = min(h, w)
@@ -209,7 +209,7 @@ def predict_frames(args: argparse.Namespace) -> dict:
     from s2hand.metrics.submission import write_submission
 
     from .figures import draw_skeleton, overlay_panel, png_bytes
-    from .models import CheckpointError, load_system
+    from s2hand.model.files import CheckpointError, load_system
     from .stage import pick_device
 
     params = _load_params(args.params)
@@ -219,7 +219,7 @@ def predict_frames(args: argparse.Namespace) -> dict:
         raise CommandError("--max-frames and --strip-frames must be >= 0")
     device = pick_device(params.evaluate.device)
     try:
-        from .models import read_checkpoint
+        from s2hand.model.files import read_checkpoint
 
         stage = str(read_checkpoint(args.checkpoint).get("stage", ""))
         ortho = stage == "finetune_video" and params.video.camera == "orthographic"

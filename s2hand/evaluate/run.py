@@ -36,9 +36,9 @@ from s2hand.hand.layer import HandLayer
 from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.pose2d import frames_within_distance, mpjpe_2d
 from s2hand.metrics.video import sequence_acceleration, sequence_acceleration_error
-from s2hand.train.data import HandFrames
-from s2hand.train.evaluate import mean_pose_predictions, predict, time_runs, video_metrics
-from s2hand.train.system import S2HandSystem
+from s2hand.model.frames import HandFrames
+from s2hand.model.scores import mean_pose_predictions, predict, time_runs, video_metrics
+from s2hand.model.system import S2HandSystem
 
 from .keypoint_fit import fit_to_keypoints
 
@@ -118,7 +118,7 @@ def evaluate_model(system: S2HandSystem, split: EvalSplit, batch_size: int, n: i
     input_size = system.input_size
     ds = HandFrames(split.table, split.root, None, input_size)
     preds = predict(system, ds, batch_size, device, branch="all", video=True)
-    to_image = split.image_size / input_size  # input px -> image px (plain resize, s2hand.train.data)
+    to_image = split.image_size / input_size  # input px -> image px (plain resize, s2hand.model.frames)
     preds["j_pro_px"] = preds["j_pro"] * to_image
     metrics, c3 = metrics_3d(preds, split.table)
     gt2d = split.table.joints2d
@@ -154,7 +154,7 @@ def evaluate_keypoint_fit(layer: HandLayer, train: FrameTable, split: EvalSplit,
     on every frame (visible keypoints, confidence 1) and, when the split has detections,
     "detections" on the frames with any (fitted in the detector's convention `offsets`, None: the
     model's keypoints), split into "detections_kept" and "detections_dropped" by `kept` (the rows
-    training's filters would keep, s2hand.train.data.training_rows), with the mean-pose baseline's
+    training's filters would keep, s2hand.model.frames.training_rows), with the mean-pose baseline's
     MPJPE / MPVPE on those same frames beside each (mean_pose_mpjpe_cm, mean_pose_mpvpe_cm). Each
     has frames and mpjpe2d_px (the fitted model's keypoints against the ground truth) and, for the
     detections, label_mpjpe2d_px (the detections' own error on those frames)."""

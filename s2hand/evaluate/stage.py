@@ -34,13 +34,13 @@ from s2hand.config import EvaluateParams, LossWeights, TrainParams, VideoParams
 from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
-from s2hand.train.data import HandFrames, training_rows
 from s2hand.metrics.compare import paired_comparison, verdict
 from s2hand.metrics.video import frame_accelerations
-from s2hand.train.evaluate import baseline_comparison, time_runs
+from s2hand.model.files import load_system
+from s2hand.model.frames import HandFrames, training_rows
+from s2hand.model.scores import baseline_comparison, time_runs
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
-from .models import load_system
 from .report import MODEL_LABELS, metrics_json, numbers_only, readme, write_curves
 from .run import (
     EvalResult,

@@ -26,7 +26,7 @@ a fingerprint of everything the run depends on) atomically. A new call finds it,
 fingerprint (params of the run, world size, the training table and keypoints, init checkpoints,
 the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and continues at the next
 batch of that epoch. Since the order and the augmentation of every sample depend only on (seed,
-epoch, index) (s2hand.train.data), a resumed run takes exactly the steps an uninterrupted one
+epoch, index) (s2hand.model.frames), a resumed run takes exactly the steps an uninterrupted one
 takes (tests/test_train.py checks equal weights).
 On success the final model is written to `model_out` and the resume folder is removed. The
 resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
@@ -74,9 +74,8 @@ from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
-
-from .data import HandFrames, collate_skipping, epoch_batches, training_rows, video_epoch_batches, video_training_frames
-from .evaluate import (
+from s2hand.model.frames import HandFrames, collate_skipping, epoch_batches, training_rows, video_epoch_batches, video_training_frames
+from s2hand.model.scores import (
     baseline_comparison,
     baseline_metrics,
     frame_values,
@@ -86,10 +85,11 @@ from .evaluate import (
     validation_metrics,
     video_metrics,
 )
+from s2hand.model.system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
+
 from .graphs import capture_network
 from .pictures import picture_grid, save_png
 from .pseudo_labels import load_pseudo_labels
-from .system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
 
 log = logging.getLogger("s2hand.train")
 BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from s2hand.hand.keypoints import BONES
 
-from .system import S2HandSystem
+from s2hand.model.system import S2HandSystem
 
 DETECTED, PROJECTED, BRANCH2D = (230, 40, 40), (40, 200, 40), (40, 90, 230)
 

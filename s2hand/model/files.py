@@ -3,7 +3,7 @@
     system, info = load_system("outputs/checkpoints/finetune/model.pt", "outputs/hand_model/MANO_RIGHT.npz")
     system.predict(images, K)     # eval mode, 3D branch
 
-A checkpoint (s2hand.train.system.model_record) holds the network's state dict, the encoder spec
+A checkpoint (s2hand.model.system.model_record) holds the network's state dict, the encoder spec
 and the `train` and `hand` params it was trained with; the network is rebuilt from those, not from
 today's params.yaml, so a model stays loadable after params change. The encoder is built from the
 spec with random weights (then overwritten by the checkpoint's), which needs neither the ImageNet
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from s2hand.config import HandParams, Params, TrainParams
+from s2hand.model.system import S2HandSystem
 from s2hand.nets import EncoderSpec
-from s2hand.train.system import S2HandSystem
 
 
 class CheckpointError(ValueError):

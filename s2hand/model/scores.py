@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from s2hand.data.sampler import sequence_windows
 from s2hand.data.table import FrameTable
 from s2hand.hand.layer import HandLayer
-from s2hand.data.sampler import sequence_windows
 from s2hand.losses.temporal import quaternion_loss
 from s2hand.metrics.compare import paired_comparison, per_frame_accuracy, per_frame_pa_mpjpe
 from s2hand.metrics.freihand import evaluate_freihand
