@@ -23,8 +23,8 @@ from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
-from s2hand.model.files import CheckpointError, load_system, read_checkpoint
-from s2hand.model.system import S2HandSystem, model_record
+from s2hand.model.files import CheckpointError, load_system, model_record, read_checkpoint
+from s2hand.model.system import S2HandSystem
 from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,9 +222,9 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
         assert 0 <= m[name]["auc_j"] <= 1 and m[name]["mpjpe_cm"] > 0
     assert m["frames"] == len(load_split(paths.dataset, "val"))
     assert 0 < m["detector"]["detected_fraction"] <= 1
-    # the baseline here is s2hand.model.scores's mean-pose baseline
+    # the baseline here is s2hand.model.baseline's mean-pose baseline
     from s2hand.hand.layer import HandLayer
-    from s2hand.model.scores import mean_pose_baseline
+    from s2hand.model.baseline import mean_pose_baseline
 
     ref = mean_pose_baseline(HandLayer.from_file(paths.hand_model), load_split(paths.dataset, "train"),
                              load_split(paths.dataset, "val"))

@@ -17,11 +17,13 @@ from s2hand.config import Params, validate_params
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect import load_keypoints
 from s2hand.model.files import load_system
-from s2hand.model.frames import HandFrames, epoch_batches
-from s2hand.model.scores import predict, validation_metrics
+from s2hand.model.frames import HandFrames
+from s2hand.model.predict import predict
+from s2hand.model.scores import validation_metrics
 from s2hand.model.system import S2HandSystem
 from s2hand.render import project
 from s2hand.train import StagePaths, TrainingInterrupted, train_stage
+from s2hand.train.batches import epoch_batches
 
 
 @pytest.fixture(scope="session")
@@ -205,7 +207,8 @@ def _with_truncated_frame(tiny_data, tmp_path) -> tuple[tuple, str]:
 
 
 def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_path):
-    from s2hand.model.frames import BadFrame, collate_skipping
+    from s2hand.model.frames import BadFrame
+    from s2hand.train.batches import collate_skipping
 
     data, rel = _with_truncated_frame(tiny_data, tmp_path)
     table = load_split(data[0], "train")

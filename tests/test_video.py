@@ -19,9 +19,9 @@ from s2hand.config import Params, validate_params
 from s2hand.data.table import load_split
 from s2hand.detect import load_keypoints
 from s2hand.model.frames import HandFrames
-from s2hand.model.frames import video_epoch_batches, video_training_frames
 from s2hand.model.system import S2HandSystem
 from s2hand.train import StagePaths, TrainingInterrupted, train_stage
+from s2hand.train.batches import video_epoch_batches, video_training_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -206,11 +206,11 @@ def predict_frames(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from s2hand.io import atomic_dir, write_json
+    from s2hand.model.device import pick_device
     from s2hand.metrics.submission import write_submission
 
     from .figures import draw_skeleton, overlay_panel, png_bytes
     from s2hand.model.files import CheckpointError, load_system
-    from .stage import pick_device
 
     params = _load_params(args.params)
     source = FrameSource(args.input)

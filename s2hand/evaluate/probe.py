@@ -10,7 +10,7 @@ standardised features to the ground-truth finger pose (45 axis-angle numbers) an
 strength is chosen by grouped cross-validation on the train split (whole sequences per fold, as
 frames of one video are correlated), never on val. The prediction is posed by the hand layer and
 scored like the training stages: PA-MPJPE on val, against the mean-pose baseline
-(s2hand.model.scores), with the same sequence-bootstrap interval.
+(s2hand.model.baseline), with the same sequence-bootstrap interval.
 
 What the number means: the probe reads articulation with exact 3D labels from every train frame,
 which the self-supervised stages never see; it is a ceiling for a linear read-out of these features
@@ -52,9 +52,9 @@ from s2hand.data.table import FrameTable, load_meta, load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.layer import HandLayer
 from s2hand.metrics.compare import per_frame_pa_mpjpe
+from s2hand.model.baseline import baseline_comparison, mean_pose_predictions
 from s2hand.model.files import load_system
 from s2hand.model.frames import HandFrames, apply_affine, frame_affine, training_rows
-from s2hand.model.scores import baseline_comparison, mean_pose_predictions
 from s2hand.nets.encoder import Encoder, build_encoder, imagenet_normalize
 from s2hand.nets.heads import GeometryHead, axis_angle_facing_camera
 
@@ -120,7 +120,7 @@ class ProbeResult:
     val_pa_mpjpe_cm: float  # the probe's prediction on val
     train_pa_mpjpe_cm: float  # ... on the train frames it was fitted to
     baseline_pa_mpjpe_cm: float  # mean-pose baseline on val
-    vs_baseline: dict  # s2hand.model.scores.baseline_comparison of the probe on val
+    vs_baseline: dict  # s2hand.model.baseline.baseline_comparison of the probe on val
     features: int
     train_frames: int
     val_frames: int

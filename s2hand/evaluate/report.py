@@ -76,7 +76,7 @@ def metrics_json(results: Mapping[str, EvalResult], detector: EvalResult | None,
                  vs_mean_pose: Mapping[str, Mapping[str, float | int | bool | None]] | None = None) -> dict:
     """{"frames": N, <model>: {metric: value}, "detector": {...}, "ground_truth": {...},
     "keypoint_fit": {"ground_truth_2d": {...}, "detections": {...}}, "vs_mean_pose": {<model>:
-    s2hand.model.scores.baseline_comparison's dict}}: numbers (or null for an undefined one) and
+    s2hand.model.baseline.baseline_comparison's dict}}: numbers (or null for an undefined one) and
     the comparisons' better / worse flags only, so `dvc metrics show` lists every key."""
     out: dict = {"frames": int(frames)}
     for name, r in results.items():

@@ -36,8 +36,10 @@ from s2hand.hand.layer import HandLayer
 from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.pose2d import frames_within_distance, mpjpe_2d
 from s2hand.metrics.video import sequence_acceleration, sequence_acceleration_error
+from s2hand.model.baseline import mean_pose_predictions
 from s2hand.model.frames import HandFrames
-from s2hand.model.scores import mean_pose_predictions, predict, time_runs, video_metrics
+from s2hand.model.predict import predict
+from s2hand.model.scores import time_runs, video_metrics
 from s2hand.model.system import S2HandSystem
 
 from .keypoint_fit import fit_to_keypoints

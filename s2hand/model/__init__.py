@@ -5,23 +5,29 @@ assembled system, its model files, inference and its scores.
     ds = HandFrames(table, "outputs/dataset", keypoints, input_size=128)      # frames.py
     system = S2HandSystem.from_params(params, "outputs/hand_model/MANO_RIGHT.npz")   # system.py
     system, info = load_system("outputs/checkpoints/finetune/model.pt", hand_model)  # files.py
-    preds = predict(system, ds, batch_size=32, device="cpu")                  # scores.py
-    m = validation_metrics(preds, ds.table)
+    preds = predict(system, ds, batch_size=32, device="cpu")                  # predict.py
+    m = validation_metrics(preds, ds.table)                                    # scores.py
+    device = pick_device(params.evaluate.device)                               # device.py
 
 Files: frames.py (Dataset, crop/resize/augmentation geometry with K, the frames training keeps),
 system.py (network + hand layer + camera + renderer + loss terms), files.py (what a model file
-holds and loading it back), scores.py (inference over a split, validation and video metrics, the
-mean-pose baseline). Training (s2hand.train), evaluation (s2hand.evaluate) and the grid search
-(s2hand.search) build on it; it imports none of them.
+holds and loading it back), predict.py (inference over a split), scores.py (validation and video
+metrics, per-frame values), baseline.py (the mean-pose baseline), device.py (CPU or CUDA).
+Training (s2hand.train), evaluation (s2hand.evaluate) and the grid search (s2hand.search) build
+on it; it imports none of them.
 """
-from .files import CheckpointError, load_system, read_checkpoint
+from .baseline import mean_pose_baseline
+from .device import pick_device
+from .files import CheckpointError, load_system, model_record, read_checkpoint
 from .frames import HandFrames, frame_affine, training_rows
-from .scores import mean_pose_baseline, predict, validation_metrics
+from .predict import predict
+from .scores import validation_metrics, video_metrics
 from .system import STAGE_BRANCH, STAGES, HandPrediction, S2HandSystem, build_net
 
 __all__ = [
-    "CheckpointError", "load_system", "read_checkpoint",
+    "mean_pose_baseline", "pick_device",
+    "CheckpointError", "load_system", "model_record", "read_checkpoint",
     "HandFrames", "frame_affine", "training_rows",
-    "mean_pose_baseline", "predict", "validation_metrics",
+    "predict", "validation_metrics", "video_metrics",
     "STAGE_BRANCH", "STAGES", "HandPrediction", "S2HandSystem", "build_net",
 ]

@@ -1,72 +1,27 @@
-"""Validation of a training stage and the mean-pose baseline.
+"""Scores of a model's predictions on a split: validation metrics, video consistency and the
+per-frame numbers that runs are compared with.
 
-    preds = predict(system, dataset, batch_size=32, device="cpu")   # numpy, whole split
+    preds = predict(system, dataset, batch_size=32, device="cpu")   # s2hand.model.predict
     m = validation_metrics(preds, dataset.table)    # pa_mpjpe_cm, pa_mpvpe_cm, auc_j, ... 2D errors
-    b = mean_pose_baseline(layer, train_table, val_table)
+    v = video_metrics(preds, dataset.table, n=3, interval=3)        # ACC, E_quat, texture and shape SD
     f = frame_values(preds, dataset.table)          # per-frame terms (seq, frame, pa_mpjpe_cm, ...)
 
 3D metrics are s2hand.metrics.freihand's (Procrustes-aligned "pa_*" and unaligned), from the 3D
 branch; 2D metrics are mean keypoint distances in input pixels against the ground-truth 2D
 keypoints: "proj_mpjpe_px" for the projected 3D joints, "hg_mpjpe_px" for the 2D branch.
-
-Baseline (what "measurably better" is measured against): one fixed hand for every frame, the
-mean training ground-truth finger pose (45 axis-angle numbers averaged) and mean shape, posed by
-the hand layer and placed with its middle MCP at the frame's ground-truth middle MCP. After
-Procrustes alignment only its articulation and shape matter, so this is the best constant
-prediction of its kind; it uses training ground truth the self-supervised model never sees, so it
-is a conservative bar. "init_*" numbers (the untrained network, hands_mean pose) are logged too.
+The mean-pose baseline's predictions are s2hand.model.baseline's.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from s2hand.data.sampler import sequence_windows
 from s2hand.data.table import FrameTable
-from s2hand.hand.layer import HandLayer
 from s2hand.losses.temporal import quaternion_loss
-from s2hand.metrics.compare import paired_comparison, per_frame_accuracy, per_frame_pa_mpjpe
+from s2hand.metrics.compare import per_frame_accuracy
 from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.video import frame_accelerations, sequence_acceleration, sequence_shape_sd, sequence_texture_sd
-from s2hand.render.lighting import shade_faces
-
-from .system import CENTRE_JOINT, S2HandSystem
-
-
-@torch.no_grad()
-def predict(system: S2HandSystem, dataset, batch_size: int, device: torch.device | str,
-            branch: str = "all", num_workers: int = 0, video: bool = False) -> dict[str, np.ndarray]:
-    """Run the network over a whole (unaugmented) dataset in eval mode -> numpy arrays:
-    joints (N, 21, 3), verts (N, V, 3), j_pro (N, 21, 2) [3D branch], hg (N, 21, 2) [2D branch];
-    with video also pose (N, 48), shape (N, 10) and lit (N, F, 3) (texture lit with the canonical
-    face normals, as E_T&S sees it) for video_metrics."""
-    modes = [(m, m.training) for m in system.modules()]  # restored module by module (frozen BatchNorm stays so)
-    system.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    acc: dict[str, list] = {}
-    try:
-        for batch in loader:
-            images = batch["image"].to(device)
-            K = batch["K"].to(device)
-            if system.autocast_dtype is not None and images.is_cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
-            out = system.run_net(images, branch, ddp=False)
-            if out["pose_pca"] is not None:
-                pred = system.decode(out, K)
-                for k, v in (("joints", pred.joints), ("verts", pred.verts), ("j_pro", pred.j_pro)):
-                    acc.setdefault(k, []).append(v.float().cpu().numpy())
-                if video:
-                    normals = system.layer.canonical_face_normals().to(out["face_colors"])
-                    lit = shade_faces(normals, out["face_colors"].float(), out["light"].float())
-                    for k, v in (("pose", pred.full_pose), ("shape", out["shape"]), ("lit", lit)):
-                        acc.setdefault(k, []).append(v.float().cpu().numpy())
-            if out["kp2d"] is not None:
-                acc.setdefault("hg", []).append(out["kp2d"][-1].float().cpu().numpy())
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    return {k: np.concatenate(v) for k, v in acc.items()}
 
 
 def _mpjpe2d(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -95,52 +50,6 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
         if "hg" in preds:
             m["hg_mpjpe_px"] = _mpjpe2d(preds["hg"], gt2d)
     return m
-
-
-def has_mean_pose_baseline(train: FrameTable, table: FrameTable) -> bool:
-    """Whether the baseline can be built and scored: training poses and the split's 3D ground truth."""
-    return train.pose is not None and table.joints3d is not None
-
-
-@torch.no_grad()
-def mean_pose_predictions(layer: HandLayer, train: FrameTable, table: FrameTable) -> dict[str, np.ndarray]:
-    """The constant mean-pose, mean-shape hand (module docstring), no global rotation, with its
-    middle MCP on each frame's ground-truth middle MCP. -> joints (N, 21, 3), verts (N, V, 3)."""
-    if not has_mean_pose_baseline(train, table):
-        raise ValueError("the mean-pose baseline needs the training poses and the split's 3D ground truth")
-    dev = layer.hand_mean.device  # run where the layer lives: Module.to() would move the caller's layer
-    pose45 = torch.as_tensor(train.pose[:, 3:].mean(0), dtype=torch.float32, device=dev)[None]  # (1, 45)
-    beta = torch.as_tensor(train.shape.mean(0) if train.shape is not None else np.zeros(10), dtype=torch.float32,
-                           device=dev)[None]
-    with torch.no_grad():
-        hand = layer(torch.zeros(1, 3, device=dev), pose45, beta, pca=False)
-    joints, verts = hand.joints.cpu().numpy(), hand.verts.cpu().numpy()
-    centre = joints[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (1, 1, 3)
-    root = table.joints3d[:, CENTRE_JOINT:CENTRE_JOINT + 1]  # (N, 1, 3)
-    return {"joints": joints - centre + root, "verts": verts - centre + root}
-
-
-def mean_pose_baseline(layer: HandLayer, train: FrameTable, val: FrameTable) -> dict[str, float]:
-    """Metrics of the constant mean-pose, mean-shape hand (module docstring) on `val`."""
-    if not has_mean_pose_baseline(train, val):
-        return {}
-    return baseline_metrics(mean_pose_predictions(layer, train, val), val)
-
-
-def baseline_metrics(preds: dict[str, np.ndarray], val: FrameTable) -> dict[str, float]:
-    """validation_metrics of mean_pose_predictions' output, without the 2D ones (it has no projection)."""
-    return {k: v for k, v in validation_metrics(preds, val).items() if not k.endswith("px")}
-
-
-def baseline_comparison(joints: np.ndarray, baseline_joints: np.ndarray, table: FrameTable,
-                        level: float = 0.95) -> dict[str, float | int | bool | None]:
-    """Per-frame PA-MPJPE of joints (N, 21, 3) minus the baseline's on the same frames, with its
-    `level` interval from a bootstrap over whole sequences (s2hand.metrics.compare), in cm:
-    {"diff_cm", "lo_cm", "hi_cm", "better", "worse", "frames", "groups", "frames_better"}."""
-    c = paired_comparison(per_frame_pa_mpjpe(joints, table.joints3d), per_frame_pa_mpjpe(baseline_joints, table.joints3d),
-                          table.seq, level)
-    cm = {f"{k}_cm": (None if c[k] is None else 100 * float(c[k])) for k in ("diff", "lo", "hi")}
-    return {**cm, **{k: c[k] for k in ("better", "worse", "frames", "groups", "frames_better")}}
 
 
 def time_runs(table: FrameTable) -> tuple[np.ndarray, np.ndarray]:

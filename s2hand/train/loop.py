@@ -74,19 +74,15 @@ from s2hand.data.table import load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
-from s2hand.model.frames import HandFrames, collate_skipping, epoch_batches, training_rows, video_epoch_batches, video_training_frames
-from s2hand.model.scores import (
-    baseline_comparison,
-    baseline_metrics,
-    frame_values,
-    has_mean_pose_baseline,
-    mean_pose_predictions,
-    predict,
-    validation_metrics,
-    video_metrics,
-)
-from s2hand.model.system import STAGE_BRANCH, STAGES, S2HandSystem, Stage, model_record
+from s2hand.model.baseline import baseline_comparison, baseline_metrics, has_mean_pose_baseline, mean_pose_predictions
+from s2hand.model.device import pick_device as device_named
+from s2hand.model.files import model_record
+from s2hand.model.frames import HandFrames, training_rows
+from s2hand.model.predict import predict
+from s2hand.model.scores import frame_values, validation_metrics, video_metrics
+from s2hand.model.system import STAGE_BRANCH, STAGES, S2HandSystem, Stage
 
+from .batches import collate_skipping, epoch_batches, video_epoch_batches, video_training_frames
 from .graphs import capture_network
 from .pictures import picture_grid, save_png
 from .pseudo_labels import load_pseudo_labels
@@ -140,10 +136,8 @@ def distributed_env() -> tuple[int, int, int]:
 
 
 def pick_device(params: Params, local_rank: int) -> torch.device:
-    d = params.train.runtime.device
-    if d == "cuda" or (d == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """This process's device: train.runtime.device (s2hand.model.device), CUDA device local_rank."""
+    return device_named(params.train.runtime.device, local_rank)
 
 
 # ----------------------------------------------------------------------------- checkpoints
