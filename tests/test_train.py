@@ -207,12 +207,12 @@ def _with_truncated_frame(tiny_data, tmp_path) -> tuple[tuple, str]:
 
 
 def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_path):
-    from s2hand.model.frames import BadFrame
+    from s2hand.data.images import ImageError
     from s2hand.train.batches import collate_skipping
 
     data, rel = _with_truncated_frame(tiny_data, tmp_path)
     table = load_split(data[0], "train")
-    with pytest.raises(BadFrame, match="truncated JPEG"):
+    with pytest.raises(ImageError, match="truncated JPEG"):
         HandFrames(table, data[0], None, 64)[0]
     ds = HandFrames(table, data[0], None, 64, skip_bad=True)
     assert ds[0] is None and ds[1] is not None

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from s2hand.cli import Command, CommandError
+from s2hand.data.images import ImageError, read_rgb
 
 DEFAULT_CHECKPOINT = "outputs/checkpoints/finetune/model.pt"
 DEFAULT_HAND_MODEL = "outputs/hand_model/MANO_RIGHT.npz"
@@ -54,17 +55,6 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise CommandError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB by the checked reader every stage shares (s2hand.detect.images): a
-    missing, truncated or undecodable image is an error, never a silently grey-filled frame."""
-    from s2hand.detect.images import read_image as read_checked
-
-    img, failure = read_checked(path)
-    if failure is not None:
-        raise CommandError(f"{path}: not a readable image ({failure.reason})")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 class FrameSource:
@@ -95,7 +85,11 @@ class FrameSource:
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         if not self.is_video:
             for f in self.files:
-                yield f.stem, read_image(f)
+                try:  # the checked reader every stage shares: never a silently grey-filled frame
+                    image = read_rgb(f)
+                except ImageError as e:
+                    raise CommandError(f"{f}: not a readable image ({e.failure.reason})") from None
+                yield f.stem, image
             return
         cap = cv2.VideoCapture(str(self.path))
         i = 0
@@ -206,11 +200,12 @@ def predict_frames(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from s2hand.io import atomic_dir, write_json
-    from s2hand.model.device import pick_device
     from s2hand.metrics.submission import write_submission
-
-    from .figures import draw_skeleton, overlay_panel, png_bytes
+    from s2hand.model.device import pick_device
     from s2hand.model.files import CheckpointError, load_system
+    from s2hand.render.skeleton import draw_skeleton
+
+    from .figures import overlay_panel, png_bytes
 
     params = _load_params(args.params)
     source = FrameSource(args.input)

@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from s2hand.config import AugmentParams, TrainParams
 from s2hand.data.table import FrameTable
-from s2hand.detect.images import read_image
+from s2hand.data.images import ImageError, read_rgb
 from s2hand.detect.keypoint_file import Keypoints
 from s2hand.detect.temporal import neighbour_disagreement
 
@@ -95,10 +95,6 @@ def apply_affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
 log = logging.getLogger("s2hand.train")
 
 
-class BadFrame(ValueError):
-    """A frame whose image is missing, truncated or cannot be decoded."""
-
-
 class HandFrames(Dataset):
     """Frames of one split with their detected keypoints (module docstring)."""
 
@@ -107,7 +103,7 @@ class HandFrames(Dataset):
                  targets: dict[str, np.ndarray] | None = None, skip_bad: bool = False):
         """targets: extra per-row arrays (N, ...) passed through as they are (pseudo labels:
         s2hand.train.pseudo_labels.load_pseudo_labels). skip_bad: a bad image gives None (training,
-        with s2hand.train.batches.collate_skipping) instead of raising BadFrame (validation must see every frame)."""
+        with s2hand.train.batches.collate_skipping) instead of raising ImageError (validation must see every frame)."""
         self.table, self.root, self.skip_bad = table, Path(root), bool(skip_bad)
         self.targets = targets or {}
         for name, v in self.targets.items():
@@ -124,13 +120,9 @@ class HandFrames(Dataset):
         return len(self.table)
 
     def read(self, index: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB, read by the checked reader (s2hand.detect.images); raises
-        BadFrame for a missing, truncated or undecodable image."""
-        path = self.root / str(self.table.image[index])
-        img, failure = read_image(path)
-        if failure is not None:
-            raise BadFrame(f"{path}: {failure.reason}")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        """(H, W, 3) uint8 RGB, read by the checked reader (s2hand.data.images.read_rgb); raises
+        ImageError for a missing, truncated or undecodable image."""
+        return read_rgb(self.root / str(self.table.image[index]))
 
     def _draw(self, index: int, epoch: int, src: int) -> tuple[float, float, tuple[float, float]]:
         a = self.augment
@@ -147,7 +139,7 @@ class HandFrames(Dataset):
         index = int(index)
         try:
             img = self.read(index)
-        except BadFrame as e:
+        except ImageError as e:
             if not self.skip_bad:
                 raise
             log.warning("skipping a bad frame: %s", e)

@@ -21,11 +21,8 @@ from s2hand.data.table import FrameTable
 from s2hand.losses.temporal import quaternion_loss
 from s2hand.metrics.compare import per_frame_accuracy
 from s2hand.metrics.freihand import evaluate_freihand
+from s2hand.metrics.pose2d import mpjpe_2d
 from s2hand.metrics.video import frame_accelerations, sequence_acceleration, sequence_shape_sd, sequence_texture_sd
-
-
-def _mpjpe2d(pred: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.linalg.norm(pred - gt, axis=-1).mean())
 
 
 def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d: np.ndarray | None = None
@@ -46,9 +43,9 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
             m["mpvpe_cm_unaligned"] = e["mpvpe_cm_unaligned"]
     if gt2d is not None:
         if "j_pro" in preds:
-            m["proj_mpjpe_px"] = _mpjpe2d(preds["j_pro"], gt2d)
+            m["proj_mpjpe_px"] = mpjpe_2d(preds["j_pro"], gt2d)
         if "hg" in preds:
-            m["hg_mpjpe_px"] = _mpjpe2d(preds["hg"], gt2d)
+            m["hg_mpjpe_px"] = mpjpe_2d(preds["hg"], gt2d)
     return m
 
 
