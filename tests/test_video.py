@@ -168,7 +168,7 @@ def test_finetune_video_stage_resumes_and_compares(video_data, tmp_path):
     assert s["resumed"] and s["steps"] == 2
     for key in ("s2hand", "s2hand_v"):
         c = s["comparison"][key]
-        assert {"pa_mpjpe_cm", "acc_mm_per_frame2", "quat_loss", "texture_sd", "shape_sd"} <= set(c)
+        assert {"pa_mpjpe_cm", "acc_mm_frame2", "quat_loss", "texture_sd", "shape_sd"} <= set(c)
         assert all(np.isfinite(v) for v in c.values())
     b = train_stage(params, "finetune_video", paths("b"), init_from={"finetune": init})
     wa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["net"]

@@ -8,7 +8,9 @@ per-frame numbers that runs are compared with.
 
 3D metrics are s2hand.metrics.freihand's (Procrustes-aligned "pa_*" and unaligned), from the 3D
 branch; 2D metrics are mean keypoint distances in input pixels against the ground-truth 2D
-keypoints: "proj_mpjpe_px" for the projected 3D joints, "hg_mpjpe_px" for the 2D branch.
+keypoints: "proj_mpjpe_px" for the projected 3D joints, "hg_mpjpe_px" for the 2D branch. The
+evaluate stage (s2hand.evaluate.run) reports the same quantities under the same names (its 2D
+errors in the dataset's image pixels).
 The mean-pose baseline's predictions are s2hand.model.baseline's.
 """
 from __future__ import annotations
@@ -35,10 +37,10 @@ def validation_metrics(preds: dict[str, np.ndarray], table: FrameTable, joints2d
         gt_verts = table.verts if table.verts is not None else table.joints3d
         pred_verts = preds["verts"] if table.verts is not None else preds["joints"]
         e = evaluate_freihand(table.joints3d, gt_verts, preds["joints"], pred_verts)
-        m["pa_mpjpe_cm"], m["auc_j"] = e["mpjpe_cm"], e["auc_j"]
+        m["pa_mpjpe_cm"], m["auc_j"] = e["pa_mpjpe_cm"], e["auc_j"]
         m["mpjpe_cm_unaligned"] = e["mpjpe_cm_unaligned"]
         if table.verts is not None:
-            m["pa_mpvpe_cm"], m["auc_v"] = e["mpvpe_cm"], e["auc_v"]
+            m["pa_mpvpe_cm"], m["auc_v"] = e["pa_mpvpe_cm"], e["auc_v"]
             m["f5"], m["f15"] = e["f5"], e["f15"]
             m["mpvpe_cm_unaligned"] = e["mpvpe_cm_unaligned"]
     if gt2d is not None:
@@ -65,7 +67,7 @@ def time_runs(table: FrameTable) -> tuple[np.ndarray, np.ndarray]:
 def video_metrics(preds: dict[str, np.ndarray], table: FrameTable, n: int = 3, interval: int = 3
                   ) -> dict[str, float]:
     """Consistency of `predict(..., video=True)`'s output over the sequences of `table` (S2HAND(V),
-    method.md s5, s9): acc_mm_per_frame2 (ACC of the predicted 3D joints over time_runs: runs split at cuts and gaps),
+    method.md s5, s9): acc_mm_frame2 (ACC of the predicted 3D joints over time_runs: runs split at cuts and gaps),
     quat_loss (E_quat averaged over every window of n frames `interval` apart), texture_sd and
     shape_sd (per sequence, averaged over sequences). Still images (seq -1) are left out."""
     seq, frame = np.asarray(table.seq), np.asarray(table.frame)
@@ -77,7 +79,7 @@ def video_metrics(preds: dict[str, np.ndarray], table: FrameTable, n: int = 3, i
     ids = seq[order]
     run_order, run = time_runs(table)
     if np.bincount(run).max() >= 3:
-        m["acc_mm_per_frame2"] = sequence_acceleration(preds["joints"][run_order], run)
+        m["acc_mm_frame2"] = sequence_acceleration(preds["joints"][run_order], run)
     windows = sequence_windows(seq[order], frame[order], n, interval, None if table.cut is None else table.cut[order])
     if len(windows):
         poses = torch.as_tensor(preds["pose"][order][windows], dtype=torch.float64)  # (W, n, 48)
@@ -87,13 +89,13 @@ def video_metrics(preds: dict[str, np.ndarray], table: FrameTable, n: int = 3, i
     return m
 
 
-FRAME_COLUMNS = ("seq", "frame", "pa_mpjpe_cm", "pa_mpvpe_cm", "auc_j", "auc_v", "acc_mm_per_frame2")
+FRAME_COLUMNS = ("seq", "frame", "pa_mpjpe_cm", "pa_mpvpe_cm", "auc_j", "auc_v", "acc_mm_frame2")
 
 
 def frame_values(preds: dict[str, np.ndarray], table: FrameTable) -> dict[str, np.ndarray]:
     """Per-frame numbers of `predict`'s output on `table`, for paired comparisons between runs on
     the same split (s2hand.metrics.compare): "seq", "frame" (N,) identify the frame; the
-    accuracy terms of per_frame_accuracy; "acc_mm_per_frame2": the joints' acceleration norm at
+    accuracy terms of per_frame_accuracy; "acc_mm_frame2": the joints' acceleration norm at
     each inner frame of a time run (NaN elsewhere; averaged within runs, then over runs, it is
     video_metrics' ACC). {} without
     3D predictions or 3D ground truth."""
@@ -107,5 +109,5 @@ def frame_values(preds: dict[str, np.ndarray], table: FrameTable) -> dict[str, n
         idx = order[run == r]
         if len(idx) >= 3:
             acc[idx[1:-1]] = frame_accelerations(preds["joints"][idx], np.zeros(len(idx)))[0]
-    out["acc_mm_per_frame2"] = acc
+    out["acc_mm_frame2"] = acc
     return out

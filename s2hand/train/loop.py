@@ -533,7 +533,7 @@ def _fmt(m: dict) -> str:
                      ("pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"))
 
 
-COMPARISON_KEYS = ("pa_mpjpe_cm", "pa_mpvpe_cm", "acc_mm_per_frame2", "quat_loss", "texture_sd", "shape_sd")
+COMPARISON_KEYS = ("pa_mpjpe_cm", "pa_mpvpe_cm", "acc_mm_frame2", "quat_loss", "texture_sd", "shape_sd")
 
 
 def video_comparison(before: dict, after: dict) -> dict:
