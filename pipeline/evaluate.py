@@ -7,7 +7,7 @@ logged to MLflow.
     dvc metrics show ; dvc plots show    # reports/metrics.json ; reports/evaluate/*.csv
 
 The MLflow run (stage tag "evaluate") gets every number of reports/metrics.json as a metric
-("s2hand/mpjpe_cm", ...), the report files as artifacts, and tags linking it to the evaluated
+("s2hand/pa_mpjpe_cm", ...), the report files as artifacts, and tags linking it to the evaluated
 training runs: evaluated_run.finetune / evaluated_run.finetune_video = the newest run of that
 stage with the same DVC experiment name ("not found" when there is none; never an error).
 """
@@ -81,10 +81,10 @@ def main() -> dict:
     for name in EVALUATED:
         r = m[name]
         log.info("%s: MPJPE %.3f cm, MPVPE %.3f cm, AUC_J %.3f, ACC %.0f mm/s^2 (%.2f mm/frame^2)", name,
-                 r["mpjpe_cm"], r["mpvpe_cm"] or float("nan"), r["auc_j"], r.get("acc_mm_s2") or float("nan"),
+                 r["pa_mpjpe_cm"], r["pa_mpvpe_cm"] or float("nan"), r["auc_j"], r.get("acc_mm_s2") or float("nan"),
                  r.get("acc_mm_frame2") or float("nan"))
     log.info("mean-pose baseline: MPJPE %.3f cm; evaluate took %.1f s; linked runs %s",
-             m["mean_pose"]["mpjpe_cm"], summary["setup"]["seconds"], ids)
+             m["mean_pose"]["pa_mpjpe_cm"], summary["setup"]["seconds"], ids)
     return summary
 
 

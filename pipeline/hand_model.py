@@ -21,6 +21,7 @@ from pipeline.common import stage_params
 from s2hand.config import Params
 from s2hand.hand.layer import HandLayer
 from s2hand.hand.mano_io import MANO_TIP_IDS, load_mano_pickle, read_hand_model, write_mano_npz
+from s2hand.hand.mesh import face_normals
 from s2hand.hand.open_hand import build_open_hand, fist_pose
 from s2hand.io import atomic_dir, atomic_file, write_json
 
@@ -98,8 +99,7 @@ def _draw_mesh(ax, verts: np.ndarray, faces: np.ndarray, view: np.ndarray) -> No
     from matplotlib.collections import PolyCollection
 
     tri = (verts @ view.T)[faces]  # (F, 3, 3)
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+    n = face_normals(verts @ view.T, faces)
     light = np.array([0.3, 0.4, 0.87])
     shade = 0.35 + 0.65 * np.clip(n @ light, 0, 1)
     order = np.argsort(tri[:, :, 2].mean(1))  # far first

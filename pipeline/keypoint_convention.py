@@ -25,7 +25,7 @@ from s2hand.hand.convention import CALIBRATED, measured_offsets
 from s2hand.hand.keypoints import OPENPOSE_NAMES
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, write_json
-from s2hand.train.data import training_rows
+from s2hand.model.frames import training_rows
 
 OUT = CONVENTION.parent
 REPORT = Path("reports/keypoint_convention.json")

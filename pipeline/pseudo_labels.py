@@ -29,8 +29,8 @@ from s2hand.hand.convention import load_offsets
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, write_json
 from s2hand.metrics.compare import per_frame_pa_mpjpe
-from s2hand.train.data import training_rows
-from s2hand.train.evaluate import baseline_comparison, has_mean_pose_baseline, mean_pose_predictions
+from s2hand.model.baseline import baseline_comparison, has_mean_pose_baseline, mean_pose_predictions
+from s2hand.model.frames import training_rows
 from s2hand.train.pseudo_labels import save_pseudo_labels
 
 REPORT = Path("reports/pseudo_labels.json")

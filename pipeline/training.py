@@ -37,7 +37,7 @@ def model_path(stage: str) -> Path:
 
 
 def frames_path(stage: str) -> Path:
-    """reports/train/<stage>_frames.csv: one row per validation frame (s2hand.train.evaluate.frame_values)."""
+    """reports/train/<stage>_frames.csv: one row per validation frame (s2hand.model.scores.frame_values)."""
     return REPORTS / f"{stage}_frames.csv"
 
 
@@ -65,8 +65,8 @@ class MlflowLogger:
 def run_stage(stage: str) -> dict:
     """Train `stage` with params.yaml; log to MLflow (rank 0); write the model and the report."""
     from s2hand.train import StagePaths, distributed_env, train_stage
-    from s2hand.train.evaluate import FRAME_COLUMNS
-    from s2hand.train.system import STAGE_BRANCH
+    from s2hand.model.scores import FRAME_COLUMNS
+    from s2hand.model.system import STAGE_BRANCH
 
     params = stage_params()
     paths = StagePaths(dataset=DATASET, keypoints=KEYPOINTS, hand_model=HAND_MODEL,

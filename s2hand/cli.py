@@ -77,8 +77,9 @@ def _evaluate_run(args: argparse.Namespace) -> int:
             write_json(args.curves, result["curves"])
     except OSError as e:
         raise CommandError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
-    print(f"MPJPE {result['mpjpe_cm']:.3f} cm, AUC_J {result['auc_j']:.3f}, MPVPE {result['mpvpe_cm']:.3f} cm, "
-          f"AUC_V {result['auc_v']:.3f}, F5 {result['f5']:.3f}, F15 {result['f15']:.3f} (Procrustes-aligned) "
+    print(f"MPJPE {result['pa_mpjpe_cm']:.3f} cm, AUC_J {result['auc_j']:.3f}, "
+          f"MPVPE {result['pa_mpvpe_cm']:.3f} cm, AUC_V {result['auc_v']:.3f}, F5 {result['f5']:.3f}, "
+          f"F15 {result['f15']:.3f} (Procrustes-aligned) "
           f"-> {args.out}")
     return 0
 

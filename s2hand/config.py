@@ -222,13 +222,13 @@ class TrainLossParams(Section):
     ssim: bool = True
     # paper: E_pixel and E_SSIM reach every geometry output; detach (default): not the hand's scale
     # and translation, whose place then comes from the keypoint terms alone (with the paper's form
-    # the photometric terms pushed the hand out of view; docs/training.md, s2hand/train/system.py)
-    # appearance: they reach no geometry output at all, only texture and light (s2hand/train/system.py)
+    # the photometric terms pushed the hand out of view; docs/training.md, s2hand/model/system.py)
+    # appearance: they reach no geometry output at all, only texture and light (s2hand/model/system.py)
     photo_placement: Literal["paper", "detach", "appearance"] = "detach"
 
 
 class AugmentParams(Section):
-    """Training-time crop and in-plane rotation; K and keypoints follow (s2hand/train/data.py)."""
+    """Training-time crop and in-plane rotation; K and keypoints follow (s2hand/model/frames.py)."""
 
     scale: float = Field(0.1, ge=0, lt=1)  # crop side jitter, fraction (uniform +-)
     shift: float = Field(0.05, ge=0, le=0.5)  # crop centre jitter, fraction of the image side

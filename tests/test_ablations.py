@@ -19,8 +19,8 @@ import yaml
 from s2hand.ablations import AblationError, exp_run_args, load_spec, plan_experiments
 from s2hand.ablations.report import build_tables, render_markdown, table_checks
 from s2hand.ablations.spec import check_overrides
-from s2hand.metrics.compare import VERDICTS
 from s2hand.losses import supervised_3d_loss
+from s2hand.metrics.compare import VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -51,7 +51,7 @@ def test_supervised_loss_zero_at_ground_truth_positive_elsewhere_finite_gradient
 
 def test_full3d_replaces_keypoint_and_photometric_terms_and_trains(tiny_training_data):
     from tests.test_train import _batch, tiny_params
-    from s2hand.train import S2HandSystem
+    from s2hand.model.system import S2HandSystem
 
     data = tiny_training_data(6)
     params = tiny_params(supervision="full3d")
@@ -128,7 +128,7 @@ def _fake_results(spec, better: bool) -> dict:
 def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4) -> dict:
     """Per-frame values as the training stages write them (frame_values' columns only): each row's
     value is its paper number (or the reverse) plus noise that every row shares frame by frame."""
-    from s2hand.train.evaluate import FRAME_COLUMNS
+    from s2hand.model.scores import FRAME_COLUMNS
 
     noise = np.random.default_rng(0).normal(0, 0.01, sequences * per_seq)
     keys = {"seq": np.repeat(np.arange(sequences), per_seq), "frame": np.tile(np.arange(per_seq), sequences)}
@@ -142,7 +142,7 @@ def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4) -> d
 
 
 def _per_frame_metric(metric: str) -> bool:
-    from s2hand.train.evaluate import FRAME_COLUMNS
+    from s2hand.model.scores import FRAME_COLUMNS
 
     return metric in FRAME_COLUMNS
 

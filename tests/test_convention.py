@@ -12,9 +12,9 @@ from s2hand.config import LossWeights
 from s2hand.evaluate.keypoint_fit import calibrate_convention
 from s2hand.hand.convention import CALIBRATED, NEXT, detector_keypoints, load_offsets, measured_offsets
 from s2hand.hand.keypoints import FINGERTIPS, MIDDLE_MCP, WRIST
+from s2hand.model.system import place_hand
 from s2hand.nets import axis_angle_facing_camera
 from s2hand.render import project
-from s2hand.train.system import place_hand
 
 
 def test_next_points_along_each_bone():

@@ -16,7 +16,7 @@ import pytest
 
 from s2hand.data.table import FrameTable
 from s2hand.detect import BACKENDS, KeypointFileError, Keypoints, detect, load_keypoints, save_keypoints
-from s2hand.detect.images import read_image
+from s2hand.data.images import read_image
 from s2hand.detect.quality import detection_quality, plot_quality
 from s2hand.detect.simulated_backend import difficulty_terms
 from s2hand.hand.keypoints import BONES

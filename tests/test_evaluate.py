@@ -19,13 +19,14 @@ import yaml
 
 from s2hand.config import EvaluateParams, TrainParams, VideoParams, validate_params
 from s2hand.data.table import FrameTable, load_split
-from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
+from s2hand.metrics.freihand import UNALIGNED_KEYS
+from s2hand.model.files import CheckpointError, load_system, model_record, read_checkpoint
+from s2hand.model.system import S2HandSystem
 from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
-from s2hand.train.system import S2HandSystem, model_record
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
@@ -58,8 +59,8 @@ def tiny_eval(tiny_training_data, tmp_path_factory):
 # ---- report from synthetic numbers -----------------------------------------------------------------
 
 def _model(mpjpe: float, **extra: float) -> dict:
-    m = {"auc_j": 1 - mpjpe / 5, "mpjpe_cm": mpjpe, "auc_v": 1 - mpjpe / 5, "mpvpe_cm": mpjpe, "f5": 1 - mpjpe / 3,
-         "f15": 1 - mpjpe / 10}
+    m = {"auc_j": 1 - mpjpe / 5, "pa_mpjpe_cm": mpjpe, "auc_v": 1 - mpjpe / 5, "pa_mpvpe_cm": mpjpe,
+         "f5": 1 - mpjpe / 3, "f15": 1 - mpjpe / 10}
     return {**m, **extra}
 
 
@@ -80,12 +81,12 @@ def _table_rows(lines: list[str]) -> dict[str, list[str]]:
 
 
 def test_keypoint_fit_section_reads_the_numbers():
-    fit = {"ground_truth_2d": {"mpjpe_cm": 0.8, "mpvpe_cm": 0.7, "frames": 10.0, "mpjpe2d_px": 0.9},
-           "detections": {"mpjpe_cm": 1.2, "mpvpe_cm": 1.1, "frames": 6.0, "mpjpe2d_px": 7.0,
-                          "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9, "label_mpjpe2d_px": 8.0},
-           "detections_kept": {"mpjpe_cm": 0.8, "mpvpe_cm": 0.7, "frames": 4.0, "mpjpe2d_px": 5.0,
-                               "mean_pose_mpjpe_cm": 1.0, "mean_pose_mpvpe_cm": 0.9, "label_mpjpe2d_px": 4.0}}
-    m = {"frames": 10, "mean_pose": _model(1.05), "s2hand": _model(1.1, mpjpe2d_px=9.0), "keypoint_fit": fit}
+    fit = {"ground_truth_2d": {"pa_mpjpe_cm": 0.8, "pa_mpvpe_cm": 0.7, "frames": 10.0, "proj_mpjpe_px": 0.9},
+           "detections": {"pa_mpjpe_cm": 1.2, "pa_mpvpe_cm": 1.1, "frames": 6.0, "proj_mpjpe_px": 7.0,
+                          "mean_pose_pa_mpjpe_cm": 1.0, "mean_pose_pa_mpvpe_cm": 0.9, "detector_mpjpe_px": 8.0},
+           "detections_kept": {"pa_mpjpe_cm": 0.8, "pa_mpvpe_cm": 0.7, "frames": 4.0, "proj_mpjpe_px": 5.0,
+                               "mean_pose_pa_mpjpe_cm": 1.0, "mean_pose_pa_mpvpe_cm": 0.9, "detector_mpjpe_px": 4.0}}
+    m = {"frames": 10, "mean_pose": _model(1.05), "s2hand": _model(1.1, proj_mpjpe_px=9.0), "keypoint_fit": fit}
     rows = _table_rows(table_keypoint_fit(m))
     assert rows["fitted to the detected keypoints"] == ["6", "1.200", "1.100", "1.000", "+20.0 %", "7.00", "8.00"]
     assert rows["... on the frames training keeps"] == ["4", "0.800", "0.700", "1.000", "-20.0 %", "5.00", "4.00"]
@@ -152,11 +153,12 @@ def _result(metrics: dict, n: int = 5) -> EvalResult:
 
 
 def test_metrics_json_is_numbers_only():
-    res = {"s2hand": _result({"mpjpe_cm": 1.0, "mpvpe_cm": float("nan")}), "mean_pose": _result({"mpjpe_cm": 2.0})}
-    det = EvalResult({"mpjpe2d_px": 3.0, "detected_fraction": 0.5}, {"within_px": [0, 1, 1]}, {})
+    res = {"s2hand": _result({"pa_mpjpe_cm": 1.0, "pa_mpvpe_cm": float("nan")}),
+           "mean_pose": _result({"pa_mpjpe_cm": 2.0})}
+    det = EvalResult({"mpjpe_px": 3.0, "detected_fraction": 0.5}, {"within_px": [0, 1, 1]}, {})
     m = metrics_json(res, det, {"acc_mm_s2": 10.0}, frames=7)
-    assert m == {"frames": 7, "s2hand": {"mpjpe_cm": 1.0, "mpvpe_cm": None}, "mean_pose": {"mpjpe_cm": 2.0},
-                 "detector": {"detected_fraction": 0.5, "mpjpe2d_px": 3.0}, "ground_truth": {"acc_mm_s2": 10.0}}
+    assert m == {"frames": 7, "s2hand": {"pa_mpjpe_cm": 1.0, "pa_mpvpe_cm": None}, "mean_pose": {"pa_mpjpe_cm": 2.0},
+                 "detector": {"detected_fraction": 0.5, "mpjpe_px": 3.0}, "ground_truth": {"acc_mm_s2": 10.0}}
     json.dumps(m, allow_nan=False)
 
 
@@ -215,31 +217,31 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     assert json.loads((reports / "metrics.json").read_text()) == m
     for name in ("s2hand", "s2hand_v"):
         keys = set(m[name])
-        assert set(ACCURACY_KEYS) | {k + "_unaligned" for k in ACCURACY_KEYS} <= keys
-        assert {"mpjpe2d_px", "mpjpe2d_px_branch2d", "acc_mm_s2", "acc_err_mm_s2", "acc_mm_frame2",
+        assert set(ACCURACY_KEYS) | set(UNALIGNED_KEYS) <= keys
+        assert {"proj_mpjpe_px", "hg_mpjpe_px", "acc_mm_s2", "acc_err_mm_s2", "acc_mm_frame2",
                 "acc_err_mm_frame2", "quat_loss", "texture_sd", "shape_sd"} <= keys
         assert m[name]["acc_mm_s2"] == pytest.approx(m[name]["acc_mm_frame2"] * 30.0 ** 2)
-        assert 0 <= m[name]["auc_j"] <= 1 and m[name]["mpjpe_cm"] > 0
+        assert 0 <= m[name]["auc_j"] <= 1 and m[name]["pa_mpjpe_cm"] > 0
     assert m["frames"] == len(load_split(paths.dataset, "val"))
     # articulation: each model and the mean pose (a constant hand: no correlation, no gap)
     assert set(m["articulation"]) == {"s2hand", "s2hand_v", "mean_pose"}
     assert m["articulation"]["mean_pose"]["gap_ratio"] == pytest.approx(0, abs=1e-6)
     assert m["articulation"]["s2hand"]["closed"]["gt"] <= m["articulation"]["s2hand"]["open"]["gt"]
     assert 0 < m["detector"]["detected_fraction"] <= 1
-    # the baseline here is s2hand.train.evaluate's mean-pose baseline
+    # the baseline here is s2hand.model.baseline's mean-pose baseline
     from s2hand.hand.layer import HandLayer
-    from s2hand.train.evaluate import mean_pose_baseline
+    from s2hand.model.baseline import mean_pose_baseline
 
     ref = mean_pose_baseline(HandLayer.from_file(paths.hand_model), load_split(paths.dataset, "train"),
                              load_split(paths.dataset, "val"))
-    assert m["mean_pose"]["mpjpe_cm"] == pytest.approx(ref["pa_mpjpe_cm"])
-    assert m["mean_pose"]["mpvpe_cm"] == pytest.approx(ref["pa_mpvpe_cm"])
+    assert m["mean_pose"]["pa_mpjpe_cm"] == pytest.approx(ref["pa_mpjpe_cm"])
+    assert m["mean_pose"]["pa_mpvpe_cm"] == pytest.approx(ref["pa_mpvpe_cm"])
     for name in ("s2hand", "s2hand_v"):  # the paired comparison's difference is the difference of the means
         c = m["vs_mean_pose"][name]
-        assert c["diff_cm"] == pytest.approx(m[name]["mpjpe_cm"] - m["mean_pose"]["mpjpe_cm"], abs=1e-6)
+        assert c["diff_cm"] == pytest.approx(m[name]["pa_mpjpe_cm"] - m["mean_pose"]["pa_mpjpe_cm"], abs=1e-6)
         assert c["frames"] == m["frames"] and isinstance(c["frames"], int) and isinstance(c["better"], bool)
     for name in ("s2hand", "s2hand_v"):  # projected error on the detector's keypoints (its own error's frames)
-        assert m[name]["mpjpe2d_px_on_detected"] > 0
+        assert m[name]["proj_mpjpe_px_on_detected"] > 0
     v = m["s2hand_v_vs_s2hand"]  # S2HAND(V) against S2HAND, paired
     from s2hand.metrics.compare import verdict
 
@@ -252,7 +254,7 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     assert jv["pa_mpjpe"]["verdict"] == verdict({"lo": jv["pa_mpjpe"]["lo_cm"], "hi": jv["pa_mpjpe"]["hi_cm"]}, True)
     assert jv["acc_mm_frame2"]["verdict"] == verdict(jv["acc_mm_frame2"], paper_lower=True)
     assert f"Verdict: {jv['pa_mpjpe']['verdict']}." in (reports / "README.md").read_text()
-    assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["mpjpe_cm"] - m["s2hand"]["mpjpe_cm"], abs=1e-6)
+    assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["pa_mpjpe_cm"] - m["s2hand"]["pa_mpjpe_cm"], abs=1e-6)
     assert v["acc_mm_frame2"]["diff"] == pytest.approx(v["acc_mm_frame2"]["s2hand_v"] - v["acc_mm_frame2"]["s2hand"])
     text = (reports / "README.md").read_text()
     assert "S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame" in text
@@ -267,8 +269,8 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     parts = [fits[k]["frames"] for k in ("detections_kept", "detections_dropped") if k in fits]
     assert parts and sum(parts) == fits["detections"]["frames"]  # training's filters split the detected frames
     # 60 Adam steps move the hand from the image centre onto the ground-truth keypoints
-    assert fits["ground_truth_2d"]["mpjpe2d_px"] < 0.5 * m["s2hand"]["mpjpe2d_px"]
-    assert fits["detections"]["mean_pose_mpjpe_cm"] > 0
+    assert fits["ground_truth_2d"]["proj_mpjpe_px"] < 0.5 * m["s2hand"]["proj_mpjpe_px"]
+    assert fits["detections"]["mean_pose_pa_mpjpe_cm"] > 0
     import cv2
 
     q = cv2.imread(str(reports / "evaluate" / "qualitative.png"))
@@ -347,7 +349,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
 
 
 def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
-    from s2hand.train.evaluate import FRAME_COLUMNS, frame_values
+    from s2hand.model.scores import FRAME_COLUMNS, frame_values
 
     seq = np.array([1, 1, 1, 1, 0, 0, 0, 2, -1])
     frame = np.array([3, 0, 1, 2, 0, 1, 3, 0, 0])
@@ -359,7 +361,7 @@ def test_frame_values_mark_every_frame_and_acceleration_only_inside_runs():
     assert set(v) <= set(FRAME_COLUMNS) and all(len(x) == 9 for x in v.values())
     assert v["seq"].tolist() == seq.tolist() and v["frame"].tolist() == frame.tolist()
     # runs: seq 0 frames 0,1 | seq 0 frame 3 | seq 1 frames 0-3 (inner: 1, 2) | seq 2 | still image
-    assert np.flatnonzero(np.isfinite(v["acc_mm_per_frame2"])).tolist() == [2, 3]
+    assert np.flatnonzero(np.isfinite(v["acc_mm_frame2"])).tolist() == [2, 3]
     assert frame_values({}, t) == {}
 
 

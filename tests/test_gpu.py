@@ -13,10 +13,13 @@ import torch
 
 from s2hand.config import Params
 from s2hand.data.table import load_split
-from s2hand.evaluate.models import load_system
+from s2hand.model.files import load_system
+from s2hand.model.frames import HandFrames
+from s2hand.model.predict import predict
+from s2hand.model.scores import validation_metrics
+from s2hand.model.system import S2HandSystem
 from s2hand.render import HandRenderer
-from s2hand.train import HandFrames, S2HandSystem, StagePaths, train_stage
-from s2hand.train.evaluate import predict, validation_metrics
+from s2hand.train import StagePaths, train_stage
 from tests.test_train import _batch, tiny_params
 
 pytestmark = [pytest.mark.gpu,

@@ -49,7 +49,7 @@ def overfit(embedded, keypoints: str):
     """(PA-MPJPE on the frames, the mean pose's there), cm, after STEPS steps on FRAMES frames."""
     from s2hand.data.table import load_split
     from s2hand.search.objective import OverfitObjective
-    from s2hand.train.evaluate import mean_pose_baseline
+    from s2hand.model.baseline import mean_pose_baseline
 
     data, root, hand = embedded
     params = validate_params({"train": {"keypoint_convention": "model"}, "grid_search": {

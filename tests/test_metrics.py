@@ -121,14 +121,14 @@ def ref_evaluate(gt_xyz, gt_verts, pred_xyz, pred_verts):
         f.append([ref_fscore(gt_verts[i], pred_verts[i], t) for t in (0.005, 0.015)])
         fa.append([ref_fscore(gt_verts[i], va, t) for t in (0.005, 0.015)])
     out = {}
-    for suffix, j, v, ff in (("", eja, eva, fa), ("_unaligned", ej, ev, f)):
+    for prefix, suffix, j, v, ff in (("pa_", "", eja, eva, fa), ("", "_unaligned", ej, ev, f)):
         m, a = j.measures()
-        out["mpjpe_cm" + suffix], out["auc_j" + suffix] = m * 100, a
+        out[prefix + "mpjpe_cm" + suffix], out["auc_j" + suffix] = m * 100, a
         if is_mano:
             m, a = v.measures()
-            out["mpvpe_cm" + suffix], out["auc_v" + suffix] = m * 100, a
+            out[prefix + "mpvpe_cm" + suffix], out["auc_v" + suffix] = m * 100, a
         else:
-            out["mpvpe_cm" + suffix] = out["auc_v" + suffix] = float("nan")
+            out[prefix + "mpvpe_cm" + suffix] = out["auc_v" + suffix] = float("nan")
         out["f5" + suffix], out["f15" + suffix] = np.mean(ff, axis=0).tolist()
     return out
 
@@ -156,7 +156,7 @@ def test_perfect_prediction():
     assert m["mpjpe_cm_unaligned"] == m["mpvpe_cm_unaligned"] == 0.0
     for k in ("auc_j", "auc_v", "f5", "f15"):
         assert m[k + "_unaligned"] == 1.0, k
-    assert m["mpjpe_cm"] < 1e-5 and m["mpvpe_cm"] < 1e-5
+    assert m["pa_mpjpe_cm"] < 1e-5 and m["pa_mpvpe_cm"] < 1e-5
     assert m["f5"] == m["f15"] == 1.0
     assert ALIGNED_AUC_OF_PERFECT - 1e-12 <= m["auc_j"] <= 1.0 and ALIGNED_AUC_OF_PERFECT - 1e-12 <= m["auc_v"] <= 1.0
 
@@ -170,7 +170,7 @@ def test_similarity_copy_is_perfect_after_alignment(mirror):
         rot = rot @ np.diag([1.0, 1.0, -1.0])
     px, pv = similarity(xyz, rot, 1.3, [0.05, -0.02, 0.1]), similarity(verts, rot, 1.3, [0.05, -0.02, 0.1])
     m = evaluate_freihand(xyz, verts, px, pv)
-    assert m["mpjpe_cm"] < 1e-5 and m["mpvpe_cm"] < 1e-5
+    assert m["pa_mpjpe_cm"] < 1e-5 and m["pa_mpvpe_cm"] < 1e-5
     assert m["f5"] == m["f15"] == 1.0
     assert m["auc_j"] >= ALIGNED_AUC_OF_PERFECT - 1e-12 and m["auc_v"] >= ALIGNED_AUC_OF_PERFECT - 1e-12
     assert m["mpjpe_cm_unaligned"] > 5 and m["auc_j_unaligned"] < 0.5 and m["f5_unaligned"] < 0.5
@@ -189,7 +189,7 @@ def test_constant_offset_by_hand():
     assert m["mpjpe_cm_unaligned"] == pytest.approx(1.0) and m["mpvpe_cm_unaligned"] == pytest.approx(1.0)
     assert m["auc_j_unaligned"] == pytest.approx(79.5 / 99) and m["auc_v_unaligned"] == pytest.approx(79.5 / 99)
     assert m["f5_unaligned"] == 0.0 and m["f15_unaligned"] == 1.0
-    assert m["mpjpe_cm"] < 1e-5 and m["f5"] == 1.0
+    assert m["pa_mpjpe_cm"] < 1e-5 and m["f5"] == 1.0
 
 
 def test_pck_auc_by_hand():
@@ -226,7 +226,7 @@ def test_matches_reference_on_random_data():
     assert_metrics_close(m, ref_evaluate(xyz, verts, px, pv))
     # a non-MANO prediction (other vertex count): mesh errors undefined, F-scores via keypoint transform
     m = evaluate_freihand(xyz, verts, px, pv[:, :90])
-    assert math.isnan(m["mpvpe_cm"]) and math.isnan(m["auc_v_unaligned"])
+    assert math.isnan(m["pa_mpvpe_cm"]) and math.isnan(m["auc_v_unaligned"])
     assert_metrics_close(m, ref_evaluate(xyz, verts, px, pv[:, :90]))
 
 

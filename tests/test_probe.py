@@ -5,8 +5,8 @@ import torch
 
 from s2hand.data.table import load_split
 from s2hand.evaluate.probe import fit_probe, pooled_features, pose_targets, run_probe
+from s2hand.model.frames import HandFrames
 from s2hand.nets.encoder import build_encoder
-from s2hand.train.data import HandFrames
 
 
 def _groups(n: int, k: int) -> np.ndarray:

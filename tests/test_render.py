@@ -10,10 +10,10 @@ import pytest
 import torch
 import trimesh
 
+from s2hand.hand.mesh import face_normals
 from s2hand.render import (
     HandRenderer,
     crop_intrinsics,
-    face_normals,
     lit_face_colors,
     project,
     render_many,

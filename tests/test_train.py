@@ -16,17 +16,14 @@ import torch
 from s2hand.config import Params, validate_params
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect import load_keypoints
-from s2hand.evaluate.models import load_system
+from s2hand.model.files import load_system
+from s2hand.model.frames import HandFrames
+from s2hand.model.predict import predict
+from s2hand.model.scores import validation_metrics
+from s2hand.model.system import S2HandSystem
 from s2hand.render import project
-from s2hand.train import (
-    HandFrames,
-    S2HandSystem,
-    StagePaths,
-    TrainingInterrupted,
-    epoch_batches,
-    train_stage,
-)
-from s2hand.train.evaluate import predict, validation_metrics
+from s2hand.train import StagePaths, TrainingInterrupted, train_stage
+from s2hand.train.batches import epoch_batches
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +103,7 @@ def test_augmented_item_is_geometrically_consistent(tiny_data):
 
 
 def test_train_rows_drop_frames_with_too_few_or_too_unsure_keypoints():
-    from s2hand.train.data import train_rows as _train_rows
+    from s2hand.model.frames import train_rows as _train_rows
 
     conf = np.zeros((4, 21), np.float32)
     conf[1, :3] = 0.9  # 3 confident keypoints
@@ -210,11 +207,12 @@ def _with_truncated_frame(tiny_data, tmp_path) -> tuple[tuple, str]:
 
 
 def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_path):
-    from s2hand.train.data import BadFrame, collate_skipping
+    from s2hand.data.images import ImageError
+    from s2hand.train.batches import collate_skipping
 
     data, rel = _with_truncated_frame(tiny_data, tmp_path)
     table = load_split(data[0], "train")
-    with pytest.raises(BadFrame, match="truncated JPEG"):
+    with pytest.raises(ImageError, match="truncated JPEG"):
         HandFrames(table, data[0], None, 64)[0]
     ds = HandFrames(table, data[0], None, 64, skip_bad=True)
     assert ds[0] is None and ds[1] is not None
@@ -410,7 +408,7 @@ def test_render_params_reach_the_renderer(tiny_data):
 def test_training_rows_apply_the_temporal_filter_to_videos_only():
     from types import SimpleNamespace
 
-    from s2hand.train.data import training_rows
+    from s2hand.model.frames import training_rows
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(21, 2)) * 10 + 60

@@ -12,7 +12,7 @@ run of that row (the last "val/<metric>" it logged). The MLflow store also gives
 
 Each claim of the paper (row `better` beats row `worse` in a metric) is checked on the per-frame
 values the training stage wrote beside its metrics (reports/train/<stage>_frames.csv,
-s2hand.train.evaluate.frame_values), paired frame by frame on (seq, frame): the difference
+s2hand.model.scores.frame_values), paired frame by frame on (seq, frame): the difference
 better - worse with its 95 % interval from a bootstrap over sequences
 (s2hand.metrics.compare.paired_comparison) and one verdict (s2hand.metrics.compare.verdict):
 "held" (the interval lies wholly on the paper's side), "reversed" (wholly on the other side) or

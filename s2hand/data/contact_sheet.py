@@ -2,8 +2,8 @@
 
     contact_sheet("outputs/dataset", "reports/dataset_contact_sheet.png")
 
-Keypoints are drawn as the OpenPose skeleton (one colour per finger, hollow where the
-keypoint is marked occluded); the hand silhouette (when the dataset stores one) as a
+Keypoints are drawn as the OpenPose skeleton (s2hand.render.skeleton: one colour per finger,
+hollow where the keypoint is marked occluded); the hand silhouette (when the dataset stores one) as a
 white outline. Rows: splits; each tile is labelled split/sequence/frame.
 """
 from __future__ import annotations
@@ -13,24 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from s2hand.data.images import read_rgb
 from s2hand.data.table import load_meta, load_split
-from s2hand.hand.keypoints import BONES
-
-FINGER_COLORS = [(255, 80, 80), (255, 200, 0), (60, 220, 60), (0, 160, 255), (200, 80, 255)]  # RGB
-
-
-def draw_keypoints(img: np.ndarray, kp: np.ndarray, visible: np.ndarray | None = None, scale: float = 1.0,
-                   thickness: int = 1) -> np.ndarray:
-    """Draw an OpenPose-order skeleton (21, 2) onto an RGB uint8 image in place; returns it."""
-    pts = kp * scale
-    for b, (i, j) in enumerate(BONES):
-        c = FINGER_COLORS[b // 4]
-        cv2.line(img, tuple(np.round(pts[i]).astype(int)), tuple(np.round(pts[j]).astype(int)), c, thickness, cv2.LINE_AA)
-    for k, pt in enumerate(pts):
-        c = (255, 255, 255) if k == 0 else FINGER_COLORS[(k - 1) // 4]
-        filled = -1 if visible is None or visible[k] else 1
-        cv2.circle(img, tuple(np.round(pt).astype(int)), 2 + thickness, c, filled, cv2.LINE_AA)
-    return img
+from s2hand.render.skeleton import draw_skeleton
 
 
 def contact_sheet(root: str | Path, out: str | Path, per_split: int = 8, tile: int = 192) -> Path:
@@ -44,10 +29,7 @@ def contact_sheet(root: str | Path, out: str | Path, per_split: int = 8, tile: i
         idx = np.linspace(0, len(table) - 1, per_split).round().astype(int)
         tiles = []
         for i in idx:
-            img = cv2.imread(str(root / table.image[i]), cv2.IMREAD_COLOR)
-            if img is None:
-                raise FileNotFoundError(f"{root / table.image[i]}: unreadable image")
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            img = read_rgb(root / table.image[i])
             s = tile / img.shape[1]
             img = np.ascontiguousarray(cv2.resize(img, (tile, round(img.shape[0] * s)), interpolation=cv2.INTER_LINEAR))
             if masks is not None:
@@ -57,7 +39,7 @@ def contact_sheet(root: str | Path, out: str | Path, per_split: int = 8, tile: i
                 cv2.drawContours(img, contours, -1, (255, 255, 255), 1, cv2.LINE_AA)
             if table.joints2d is not None:
                 vis = None if table.visible is None else table.visible[i]
-                draw_keypoints(img, table.joints2d[i], vis, scale=s)
+                draw_skeleton(img, table.joints2d[i] * s, visible=vis, radius=3, thickness=1)
             label = f"{split} s{table.seq[i]} f{table.frame[i]}" + (" CUT" if table.cut is not None and table.cut[i] else "")
             cv2.putText(img, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(img)

@@ -17,7 +17,6 @@ import importlib
 from pathlib import Path
 
 from s2hand.data.table import FrameTable
-from s2hand.detect.images import ImageFailure, read_image
 from s2hand.detect.keypoint_file import KeypointFileError, Keypoints, load_keypoints, save_keypoints
 
 # name -> module with detect(); imported on use, so mediapipe loads only when asked for
@@ -37,5 +36,4 @@ def detect(table: FrameTable, image_root: str | Path, backend: str, **options) -
     return module.detect(table, image_root, **options)
 
 
-__all__ = ["BACKENDS", "ImageFailure", "KeypointFileError", "Keypoints", "detect", "load_keypoints",
-           "read_image", "save_keypoints"]
+__all__ = ["BACKENDS", "KeypointFileError", "Keypoints", "detect", "load_keypoints", "save_keypoints"]

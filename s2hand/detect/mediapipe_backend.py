@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 
 from s2hand.data.table import FrameTable
-from s2hand.detect.images import iter_images
+from s2hand.data.images import iter_images
 from s2hand.detect.keypoint_file import Keypoints
 
 PALM = (0, 5, 9, 13, 17)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from s2hand.data.table import FrameTable
-from s2hand.detect.images import iter_images
+from s2hand.data.images import iter_images
 from s2hand.detect.keypoint_file import Keypoints
 
 

@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 import torch
 
-from s2hand.hand.keypoints import BONES
+from s2hand.hand.mesh import face_normals
+from s2hand.model.system import S2HandSystem
 from s2hand.render.lighting import lit_face_colors
 from s2hand.render.painter import render_mesh
-from s2hand.train.system import S2HandSystem
+from s2hand.render.skeleton import draw_skeleton
 
-FINGER_COLORS = ((230, 60, 60), (240, 170, 40), (60, 190, 60), (50, 140, 230), (180, 80, 220))  # thumb..pinky, RGB
 MESH_RGB = np.array([0.55, 0.68, 0.9])  # overlay mesh colour before shading
 VIEW_BACKGROUND = (235, 235, 235)
 PANELS = 5  # panels per qualitative row
@@ -41,33 +41,12 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def draw_skeleton(img: np.ndarray, joints2d: np.ndarray) -> np.ndarray:
-    """Draw the 20 bones and 21 joints (OpenPose order, continuous px, (21, 2)) on img in place."""
-    s = max(1, round(img.shape[0] / 256))
-    pts = np.asarray(joints2d, np.float64) - 0.5  # cv2 puts pixel centres at integers
-    if not np.isfinite(pts).all():
-        return img
-    for k, (a, b) in enumerate(BONES):
-        cv2.line(img, tuple(int(round(x)) for x in pts[a]), tuple(int(round(x)) for x in pts[b]),
-                 FINGER_COLORS[k // 4], s, cv2.LINE_AA)
-    for i, p in enumerate(pts):
-        color = (255, 255, 255) if i == 0 else FINGER_COLORS[(i - 1) // 4]
-        cv2.circle(img, (int(round(p[0])), int(round(p[1]))), s, color, -1, cv2.LINE_AA)
-    return img
-
-
-def _face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = verts[faces]  # (F, 3, 3)
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-
-
 def overlay_panel(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, K: np.ndarray,
                   joints2d: np.ndarray | None = None, orthographic: bool = False, alpha: float = 0.8) -> np.ndarray:
     """image (S, S, 3) uint8 RGB; verts (V, 3) camera space; K (3, 3) in px of the S-px image;
     joints2d (21, 2) px of it -> (S, S, 3) uint8: the mesh blended over the image, skeleton on top."""
     S = image.shape[0]
-    shade = 0.35 + 0.65 * np.abs(_face_normals(verts, faces)[:, 2:3])  # both sides lit (open mesh)
+    shade = 0.35 + 0.65 * np.abs(face_normals(verts, faces)[:, 2:3])  # both sides lit (open mesh)
     paint = render_mesh(verts, faces, np.clip(shade * MESH_RGB, 0, 1), K, S, background=image,
                         orthographic=orthographic)
     a = alpha * paint.mask[..., None]
@@ -108,7 +87,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 @torch.no_grad()
 def hand_rows(system: S2HandSystem, dataset, indices: Sequence[int], size: int, label: str = "",
               device: torch.device | str = "cpu") -> np.ndarray:
-    """One row per frame dataset[i] (s2hand.train.data.HandFrames, unaugmented): input | projected
+    """One row per frame dataset[i] (s2hand.model.frames.HandFrames, unaugmented): input | projected
     3D keypoints | mesh overlay | textured hand, camera view | other side.
     -> (len(indices) * size, 5 * size, 3) uint8."""
     system.eval()

@@ -4,7 +4,7 @@
     fit.joints (N, 21, 3), fit.verts (N, V, 3) camera space (m), fit.j_pro (N, 21, 2) px
 
 Every frame gets its own free code (global rotation R, the layer's pose PCA (30), 10 shape, scale s,
-translation T, decoded as in s2hand.train.system: M = |s| (M_layer - J_layer[9]) + T) and Adam
+translation T, decoded as in s2hand.model.system: M = |s| (M_layer - J_layer[9]) + T) and Adam
 minimises S2HAND's keypoint and regulariser energy for that frame alone:
 
     wgeo (E_loc + wori E_ori) + wregu (E_beta + ws E_s + wJ E_J)         (method.md s4, eq. 3, 4, 9)
@@ -38,10 +38,10 @@ from s2hand.config import LossWeights
 from s2hand.hand.convention import CALIBRATED, detector_keypoints
 from s2hand.hand.layer import HandLayer
 from s2hand.losses import bone_orientation_loss, joint_angle_loss, location_loss, scale_loss, shape_loss
+from s2hand.model.system import place_hand
 from s2hand.nets import axis_angle_facing_camera
 from s2hand.nets.heads import SCALE_INIT, TRANS_INIT
 from s2hand.render import project
-from s2hand.train.system import place_hand
 
 
 class KeypointFit(NamedTuple):
@@ -63,7 +63,7 @@ def initial_code(n: int, num_pose: int = 30) -> dict[str, Tensor]:
 
 def decode(layer: HandLayer, code: dict[str, Tensor], K: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Code -> joints (N, 21, 3), verts (N, V, 3), projections (N, 21, 2), finger pose (N, 45),
-    placed exactly as the network's codes are (s2hand.train.system.place_hand)."""
+    placed exactly as the network's codes are (s2hand.model.system.place_hand)."""
     p = place_hand(layer, code["rot"], code["pose"], code["shape"], code["scale"], code["trans"], K)
     return p.joints, p.verts, p.j_pro, p.full_pose[:, 3:]
 

@@ -17,7 +17,7 @@ Writes into --out (replaced as a whole, atomically; see check_out for which fold
 
 Each frame is centre-cropped to a square (its shorter side) and resized to the network's input
 size (the checkpoint's train.input_size) exactly as training resizes frames
-(s2hand.train.data.frame_affine / warp_image), and K follows the crop and the resize.
+(s2hand.model.frames.frame_affine / warp_image), and K follows the crop and the resize.
 
 Camera. The network sees only pixels: its 3D output (pose, shape, the hand's place in camera
 space) does not depend on K. K matters for the 2D overlay and for reading the 3D translation
@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from s2hand.cli import Command, CommandError
+from s2hand.data.images import ImageError, read_rgb
 
 if TYPE_CHECKING:
     import torch
@@ -60,17 +61,6 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise CommandError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB by the checked reader every stage shares (s2hand.detect.images): a
-    missing, truncated or undecodable image is an error, never a silently grey-filled frame."""
-    from s2hand.detect.images import read_image as read_checked
-
-    img, failure = read_checked(path)
-    if failure is not None:
-        raise CommandError(f"{path}: not a readable image ({failure.reason})")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 class FrameSource:
@@ -101,7 +91,11 @@ class FrameSource:
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         if not self.is_video:
             for f in self.files:
-                yield f.stem, read_image(f)
+                try:  # the checked reader every stage shares: never a silently grey-filled frame
+                    image = read_rgb(f)
+                except ImageError as e:
+                    raise CommandError(f"{f}: not a readable image ({e.failure.reason})") from None
+                yield f.stem, image
             return
         cap = cv2.VideoCapture(str(self.path))
         i = 0
@@ -143,7 +137,7 @@ def intrinsics(height: int, width: int, fx: float | None = None, K_file: str | P
 def prepare(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Centre square crop + resize to `size` as training does -> image (size, size, 3) uint8,
     K of it (3, 3), crop (x0, y0, side) in input-image pixels."""
-    from s2hand.train.data import frame_affine, warp_image
+    from s2hand.model.frames import frame_affine, warp_image
 
     h, w = image.shape[:2]
     side = min(h, w)
@@ -233,8 +227,8 @@ def predict_frames(args: argparse.Namespace) -> dict:
 def _load_model(args: argparse.Namespace, params: Params) -> tuple[torch.nn.Module, dict, bool, torch.device]:
     """(system, its info, orthographic, device): the --checkpoint's network on evaluate.device,
     with the orthographic camera for a finetune_video model under video.camera orthographic."""
-    from .models import CheckpointError, load_system, read_checkpoint
-    from .stage import pick_device
+    from s2hand.model.device import pick_device
+    from s2hand.model.files import CheckpointError, load_system, read_checkpoint
 
     device = pick_device(params.evaluate.device)
     try:
@@ -331,7 +325,9 @@ class _Outputs:
     def _overlay(self, frame: _Frame, v: np.ndarray, jp: np.ndarray) -> None:
         """The frame's overlay panel (mesh and skeleton on the crop): a frame of overlay.mp4 beside
         the crop, or a panel of overlay.png."""
-        from .figures import draw_skeleton, overlay_panel
+        from s2hand.render.skeleton import draw_skeleton
+
+        from .figures import overlay_panel
 
         r = PANEL / self.input_size
         img = cv2.resize(frame.small, (PANEL, PANEL), interpolation=cv2.INTER_LINEAR)

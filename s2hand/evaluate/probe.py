@@ -10,7 +10,7 @@ standardised features to the ground-truth finger pose (45 axis-angle numbers) an
 strength is chosen by grouped cross-validation on the train split (whole sequences per fold, as
 frames of one video are correlated), never on val. The prediction is posed by the hand layer and
 scored like the training stages: PA-MPJPE on val, against the mean-pose baseline
-(s2hand.train.evaluate), with the same sequence-bootstrap interval.
+(s2hand.model.baseline), with the same sequence-bootstrap interval.
 
 What the number means: the probe reads articulation with exact 3D labels from every train frame,
 which the self-supervised stages never see; it is a ceiling for a linear read-out of these features
@@ -52,13 +52,13 @@ from s2hand.data.table import FrameTable, load_meta, load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.layer import HandLayer
 from s2hand.metrics.compare import per_frame_pa_mpjpe
+from s2hand.model.baseline import baseline_comparison, mean_pose_predictions
+from s2hand.model.files import load_system
+from s2hand.model.frames import HandFrames, apply_affine, frame_affine, training_rows
 from s2hand.nets.encoder import Encoder, build_encoder, imagenet_normalize
 from s2hand.nets.heads import GeometryHead, axis_angle_facing_camera
-from s2hand.train.data import HandFrames, apply_affine, frame_affine, training_rows
-from s2hand.train.evaluate import baseline_comparison, mean_pose_predictions
 
 from .keypoint_fit import decode, keypoint_energy
-from .models import load_system
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class ProbeResult:
     val_pa_mpjpe_cm: float  # the probe's prediction on val
     train_pa_mpjpe_cm: float  # ... on the train frames it was fitted to
     baseline_pa_mpjpe_cm: float  # mean-pose baseline on val
-    vs_baseline: dict  # s2hand.train.evaluate.baseline_comparison of the probe on val
+    vs_baseline: dict  # s2hand.model.baseline.baseline_comparison of the probe on val
     features: int
     train_frames: int
     val_frames: int
@@ -229,7 +229,7 @@ def _interval(c: dict) -> str:
 def unaugmented_inputs(K: np.ndarray, src_size: int, input_size: int, peaks: np.ndarray | None = None,
                        conf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """K (N, 3, 3) and keypoints (N, 21, 2) of images of side src_size as HandFrames gives them
-    unaugmented at input_size (s2hand.train.data.frame_affine); undetected keypoints (conf 0) -> 0."""
+    unaugmented at input_size (s2hand.model.frames.frame_affine); undetected keypoints (conf 0) -> 0."""
     out_K, out_kp = np.empty_like(K), None if peaks is None else np.zeros_like(peaks, dtype=np.float64)
     for i in range(len(K)):
         M, out_K[i] = frame_affine(K[i], src_size, input_size)

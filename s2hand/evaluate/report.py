@@ -22,8 +22,9 @@ from s2hand.io import atomic_file
 from .run import EvalResult
 
 MODEL_LABELS = {"s2hand": "S2HAND", "s2hand_v": "S2HAND(V)", "mean_pose": "mean-pose baseline"}
-ACCURACY_KEYS = ("auc_j", "mpjpe_cm", "auc_v", "mpvpe_cm", "f5", "f15")
-HIGHER_IS_BETTER = {"auc_j": True, "mpjpe_cm": False, "auc_v": True, "mpvpe_cm": False, "f5": True, "f15": True}
+ACCURACY_KEYS = ("auc_j", "pa_mpjpe_cm", "auc_v", "pa_mpvpe_cm", "f5", "f15")
+HIGHER_IS_BETTER = {"auc_j": True, "pa_mpjpe_cm": False, "auc_v": True, "pa_mpvpe_cm": False, "f5": True,
+                    "f15": True}
 ACCURACY_HEADER = "| AUC_J ↑ | MPJPE (cm) ↓ | AUC_V ↑ | MPVPE (cm) ↓ | F5 ↑ | F15 ↑ |"
 
 # The paper's numbers (TPAMI 2023) as printed there (strings keep its precision), rows as
@@ -76,7 +77,7 @@ def metrics_json(results: Mapping[str, EvalResult], detector: EvalResult | None,
                  vs_mean_pose: Mapping[str, Mapping[str, float | int | bool | None]] | None = None) -> dict:
     """{"frames": N, <model>: {metric: value}, "detector": {...}, "ground_truth": {...},
     "keypoint_fit": {"ground_truth_2d": {...}, "detections": {...}}, "vs_mean_pose": {<model>:
-    s2hand.train.evaluate.baseline_comparison's dict}}: numbers (or null for an undefined one) and
+    s2hand.model.baseline.baseline_comparison's dict}}: numbers (or null for an undefined one) and
     the comparisons' better / worse flags only, so `dvc metrics show` lists every key."""
     out: dict = {"frames": int(frames)}
     for name, r in results.items():
@@ -306,15 +307,15 @@ def table_4(m: Mapping, setup: Mapping) -> list[str]:
     base = PAPER_TABLE_4[None]
     if paper is None:
         sentence = (f"The paper has no S2HAND(V) row with video.temporal_loss = {loss}; here MPJPE changed by "
-                    f"{_pct(relative_change(s.get('mpjpe_cm'), v.get('mpjpe_cm')))} % and MPVPE by "
-                    f"{_pct(relative_change(s.get('mpvpe_cm'), v.get('mpvpe_cm')))} % against S2HAND.")
+                    f"{_pct(relative_change(s.get('pa_mpjpe_cm'), v.get('pa_mpjpe_cm')))} % and MPVPE by "
+                    f"{_pct(relative_change(s.get('pa_mpvpe_cm'), v.get('pa_mpvpe_cm')))} % against S2HAND.")
     else:
-        flags = [same_direction(float(base[2]), float(paper[2]), s.get("mpjpe_cm"), v.get("mpjpe_cm")),
-                 same_direction(float(base[4]), float(paper[4]), s.get("mpvpe_cm"), v.get("mpvpe_cm"))]
+        flags = [same_direction(float(base[2]), float(paper[2]), s.get("pa_mpjpe_cm"), v.get("pa_mpjpe_cm")),
+                 same_direction(float(base[4]), float(paper[4]), s.get("pa_mpvpe_cm"), v.get("pa_mpvpe_cm"))]
         sentence = (f"Paper: {paper[0]} changed MPJPE by {relative_change(float(base[2]), float(paper[2])):+.1f} % and MPVPE by "
                     f"{relative_change(float(base[4]), float(paper[4])):+.1f} % against S2HAND; here by "
-                    f"{_pct(relative_change(s.get('mpjpe_cm'), v.get('mpjpe_cm')))} % and "
-                    f"{_pct(relative_change(s.get('mpvpe_cm'), v.get('mpvpe_cm')))} %, so the direction "
+                    f"{_pct(relative_change(s.get('pa_mpjpe_cm'), v.get('pa_mpjpe_cm')))} % and "
+                    f"{_pct(relative_change(s.get('pa_mpvpe_cm'), v.get('pa_mpvpe_cm')))} %, so the direction "
                     f"{_verdict(flags)}.")
     return lines + ["", sentence, ""]
 
@@ -395,15 +396,15 @@ def table_2d(m: Mapping) -> list[str]:
         d = m["detector"]
         found = d.get("detected_fraction")
         rows.append((f"detector, on the {_fmt(None if found is None else 100 * found, 0)} % of keypoints it found",
-                     d.get("mpjpe2d_px")))
+                     d.get("mpjpe_px")))
     for name in ("s2hand", "s2hand_v"):
         if name in m:
-            rows.append((f"{MODEL_LABELS[name]}, projected 3D joints", m[name].get("mpjpe2d_px")))
-            if m[name].get("mpjpe2d_px_on_detected") is not None:
+            rows.append((f"{MODEL_LABELS[name]}, projected 3D joints", m[name].get("proj_mpjpe_px")))
+            if m[name].get("proj_mpjpe_px_on_detected") is not None:
                 rows.append((f"{MODEL_LABELS[name]}, projected 3D joints, on the keypoints the detector found",
-                             m[name]["mpjpe2d_px_on_detected"]))
-            if m[name].get("mpjpe2d_px_branch2d") is not None:
-                rows.append((f"{MODEL_LABELS[name]}, 2D branch", m[name].get("mpjpe2d_px_branch2d")))
+                             m[name]["proj_mpjpe_px_on_detected"]))
+            if m[name].get("hg_mpjpe_px") is not None:
+                rows.append((f"{MODEL_LABELS[name]}, 2D branch", m[name].get("hg_mpjpe_px")))
     lines += [f"| {label} | {_fmt(v, 2)} |" for label, v in rows]
     known = [(label, v) for label, v in rows if v is not None]
     if known:
@@ -432,16 +433,16 @@ def table_keypoint_fit(m: Mapping) -> list[str]:
                         ("detections_dropped", "... on the frames its filters drop")):
         if name in fits:
             r = fits[name]
-            same = r.get("mean_pose_mpjpe_cm", base.get("mpjpe_cm"))
-            lines.append(f"| {label} | {_fmt(r.get('frames'), 0)} | {_fmt(r.get('mpjpe_cm'))} | "
-                         f"{_fmt(r.get('mpvpe_cm'))} | {_fmt(same)} | {_relative(r.get('mpjpe_cm'), same)} | "
-                         f"{_fmt(r.get('mpjpe2d_px'), 2)} | {_fmt(r.get('label_mpjpe2d_px'), 2)} |")
+            same = r.get("mean_pose_pa_mpjpe_cm", base.get("pa_mpjpe_cm"))
+            lines.append(f"| {label} | {_fmt(r.get('frames'), 0)} | {_fmt(r.get('pa_mpjpe_cm'))} | "
+                         f"{_fmt(r.get('pa_mpvpe_cm'))} | {_fmt(same)} | {_relative(r.get('pa_mpjpe_cm'), same)} | "
+                         f"{_fmt(r.get('proj_mpjpe_px'), 2)} | {_fmt(r.get('detector_mpjpe_px'), 2)} |")
     for name in ("s2hand", "s2hand_v"):
         if name in m:
-            lines.append(f"| {MODEL_LABELS[name]} (network) | {m.get('frames', '')} | {_fmt(m[name].get('mpjpe_cm'))} | "
-                         f"{_fmt(m[name].get('mpvpe_cm'))} | {_fmt(base.get('mpjpe_cm'))} | "
-                         f"{_relative(m[name].get('mpjpe_cm'), base.get('mpjpe_cm'))} | "
-                         f"{_fmt(m[name].get('mpjpe2d_px'), 2)} | |")
+            lines.append(f"| {MODEL_LABELS[name]} (network) | {m.get('frames', '')} | {_fmt(m[name].get('pa_mpjpe_cm'))} | "
+                         f"{_fmt(m[name].get('pa_mpvpe_cm'))} | {_fmt(base.get('pa_mpjpe_cm'))} | "
+                         f"{_relative(m[name].get('pa_mpjpe_cm'), base.get('pa_mpjpe_cm'))} | "
+                         f"{_fmt(m[name].get('proj_mpjpe_px'), 2)} | |")
     return lines + [""]
 
 

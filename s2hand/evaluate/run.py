@@ -3,14 +3,15 @@
     split = load_eval_split("outputs/dataset", "test", "outputs/keypoints")
     system, _ = load_system("outputs/checkpoints/finetune/model.pt", hand_model)
     res = evaluate_model(system, split, batch_size=32, n=3, interval=3)
-    res.metrics["mpjpe_cm"], res.curves["pck_j"], res.preds["joints"]
+    res.metrics["pa_mpjpe_cm"], res.curves["pck_j"], res.preds["joints"]
     base = evaluate_mean_pose(layer, train_table, split)
 
-Metrics of a model (method.md s9; every key is documented in docs/evaluation.md):
-- 3D, s2hand.metrics.freihand (the FreiHAND online evaluation): mpjpe_cm, auc_j, mpvpe_cm, auc_v,
-  f5, f15 after per-frame Procrustes alignment, and the same + "_unaligned";
-- 2D, in pixels of the dataset's images: mpjpe2d_px (3D joints projected with the frame's K) and
-  mpjpe2d_px_branch2d (the 2D branch), against the ground-truth 2D keypoints, all 21 joints;
+Metrics of a model (method.md s9; every key is documented in docs/evaluation.md; validation during
+training, s2hand.model.scores, uses the same names):
+- 3D, s2hand.metrics.freihand (the FreiHAND online evaluation): pa_mpjpe_cm, auc_j, pa_mpvpe_cm,
+  auc_v, f5, f15 after per-frame Procrustes alignment, and mpjpe_cm_unaligned, auc_j_unaligned, ...;
+- 2D, in pixels of the dataset's images: proj_mpjpe_px (3D joints projected with the frame's K) and
+  hg_mpjpe_px (the 2D branch), against the ground-truth 2D keypoints, all 21 joints;
 - video, frames in time order, sequences split into runs of consecutive frames (a cut or a
   missing frame ends a run; ACC needs runs of 3): acc_mm_s2 / acc_err_mm_s2 (ACC and ACC-ERR in
   mm/s^2 from the dataset's fps) and acc_mm_frame2 / acc_err_mm_frame2 (the same per frame^2, the
@@ -36,9 +37,11 @@ from s2hand.hand.layer import HandLayer
 from s2hand.metrics.freihand import evaluate_freihand
 from s2hand.metrics.pose2d import frames_within_distance, mpjpe_2d
 from s2hand.metrics.video import sequence_acceleration, sequence_acceleration_error
-from s2hand.train.data import HandFrames
-from s2hand.train.evaluate import mean_pose_predictions, predict, time_runs, video_metrics
-from s2hand.train.system import S2HandSystem
+from s2hand.model.baseline import mean_pose_predictions
+from s2hand.model.frames import HandFrames
+from s2hand.model.predict import predict
+from s2hand.model.scores import time_runs, video_metrics
+from s2hand.model.system import S2HandSystem
 
 from .keypoint_fit import fit_to_keypoints
 
@@ -118,19 +121,19 @@ def evaluate_model(system: S2HandSystem, split: EvalSplit, batch_size: int, n: i
     input_size = system.input_size
     ds = HandFrames(split.table, split.root, None, input_size)
     preds = predict(system, ds, batch_size, device, branch="all", video=True)
-    to_image = split.image_size / input_size  # input px -> image px (plain resize, s2hand.train.data)
+    to_image = split.image_size / input_size  # input px -> image px (plain resize, s2hand.model.frames)
     preds["j_pro_px"] = preds["j_pro"] * to_image
     metrics, c3 = metrics_3d(preds, split.table)
     gt2d = split.table.joints2d
-    metrics["mpjpe2d_px"] = mpjpe_2d(preds["j_pro_px"], gt2d)
+    metrics["proj_mpjpe_px"] = mpjpe_2d(preds["j_pro_px"], gt2d)
     if split.keypoints is not None:  # on the keypoints the detector found, as the detector's own error is
         found = split.keypoints.conf > 0
-        metrics["mpjpe2d_px_on_detected"] = None if not found.any() else mpjpe_2d(preds["j_pro_px"], gt2d, found)
+        metrics["proj_mpjpe_px_on_detected"] = None if not found.any() else mpjpe_2d(preds["j_pro_px"], gt2d, found)
     curves = {"pck_j": c3["pck_j"], "pck_v": c3["pck_v"], "thresholds_cm": c3["thresholds_cm"],
               "within_px": frames_within_distance(preds["j_pro_px"], gt2d, split.px_thresholds).tolist()}
     if "hg" in preds:
         preds["hg_px"] = preds["hg"] * to_image
-        metrics["mpjpe2d_px_branch2d"] = mpjpe_2d(preds["hg_px"], gt2d)
+        metrics["hg_mpjpe_px"] = mpjpe_2d(preds["hg_px"], gt2d)
         curves["within_px_branch2d"] = frames_within_distance(preds["hg_px"], gt2d, split.px_thresholds).tolist()
     metrics.update(acceleration_metrics(preds["joints"], split.table.joints3d, split.table, split.fps))
     vm = video_metrics(preds, split.table, n, interval)
@@ -154,10 +157,10 @@ def evaluate_keypoint_fit(layer: HandLayer, train: FrameTable, split: EvalSplit,
     on every frame (visible keypoints, confidence 1) and, when the split has detections,
     "detections" on the frames with any (fitted in the detector's convention `offsets`, None: the
     model's keypoints), split into "detections_kept" and "detections_dropped" by `kept` (the rows
-    training's filters would keep, s2hand.train.data.training_rows), with the mean-pose baseline's
-    MPJPE / MPVPE on those same frames beside each (mean_pose_mpjpe_cm, mean_pose_mpvpe_cm). Each
-    has frames and mpjpe2d_px (the fitted model's keypoints against the ground truth) and, for the
-    detections, label_mpjpe2d_px (the detections' own error on those frames)."""
+    training's filters would keep, s2hand.model.frames.training_rows), with the mean-pose baseline's
+    MPJPE / MPVPE on those same frames beside each (mean_pose_pa_mpjpe_cm, mean_pose_pa_mpvpe_cm). Each
+    has frames and proj_mpjpe_px (the fitted model's keypoints against the ground truth) and, for the
+    detections, detector_mpjpe_px (the detections' own error on those frames)."""
     t = split.table
     jobs = [("ground_truth_2d", np.arange(len(t)), t.joints2d, t.visible.astype(np.float32), None)]
     if split.keypoints is not None:
@@ -177,12 +180,12 @@ def evaluate_keypoint_fit(layer: HandLayer, train: FrameTable, split: EvalSplit,
                 continue
             part_table = sub.subset(idx)
             m, _ = metrics_3d({"joints": fit.joints[idx], "verts": fit.verts[idx]}, part_table)
-            m["mpjpe2d_px"] = mpjpe_2d(fit.j_pro[idx], part_table.joints2d)
+            m["proj_mpjpe_px"] = mpjpe_2d(fit.j_pro[idx], part_table.joints2d)
             m["frames"] = float(len(idx))
             if name == "detections":
-                m["label_mpjpe2d_px"] = mpjpe_2d(kp[idx], part_table.joints2d, conf[idx] > 0)
+                m["detector_mpjpe_px"] = mpjpe_2d(kp[idx], part_table.joints2d, conf[idx] > 0)
                 base, _ = metrics_3d(mean_pose_predictions(layer, train, part_table), part_table)
-                m["mean_pose_mpjpe_cm"], m["mean_pose_mpvpe_cm"] = base["mpjpe_cm"], base["mpvpe_cm"]
+                m["mean_pose_pa_mpjpe_cm"], m["mean_pose_pa_mpvpe_cm"] = base["pa_mpjpe_cm"], base["pa_mpvpe_cm"]
             out[part] = m
     return out
 
@@ -193,7 +196,7 @@ def evaluate_detector(split: EvalSplit) -> EvalResult | None:
     if kp is None:
         return None
     found = kp.conf > 0  # (N, 21)
-    metrics = {"mpjpe2d_px": mpjpe_2d(kp.peaks, split.table.joints2d, found),
+    metrics = {"mpjpe_px": mpjpe_2d(kp.peaks, split.table.joints2d, found),
                "detected_fraction": float(found.mean())}
     metrics = {k: (None if np.isnan(v) else v) for k, v in metrics.items()}
     curve = frames_within_distance(kp.peaks, split.table.joints2d, split.px_thresholds, found)

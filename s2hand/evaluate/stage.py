@@ -28,20 +28,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from s2hand.config import EvaluateParams, LossWeights, TrainParams, VideoParams
 from s2hand.data.table import load_split
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, atomic_file
-from s2hand.train.data import HandFrames, training_rows
 from s2hand.metrics.articulation import articulation_agreement, straightness
 from s2hand.metrics.compare import paired_comparison, verdict
 from s2hand.metrics.video import frame_accelerations
-from s2hand.train.evaluate import baseline_comparison, time_runs
+from s2hand.model.baseline import baseline_comparison
+from s2hand.model.device import pick_device
+from s2hand.model.files import load_system
+from s2hand.model.frames import HandFrames, training_rows
+from s2hand.model.scores import time_runs
 
 from .figures import hand_rows, pck_figure, png_bytes, qualitative_figure
-from .models import load_system
 from .report import MODEL_LABELS, metrics_json, numbers_only, readme, write_curves
 from .run import (
     EvalResult,
@@ -91,12 +92,6 @@ class EvaluatePaths:
         self.dataset, self.hand_model, self.reports = Path(self.dataset), Path(self.hand_model), Path(self.reports)
         self.keypoints = None if self.keypoints is None else Path(self.keypoints)
         self.checkpoints = {k: Path(v) for k, v in self.checkpoints.items()}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def qualitative_indices(n_frames: int, count: int, order_by: np.ndarray | None = None) -> np.ndarray:

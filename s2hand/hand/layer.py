@@ -27,6 +27,7 @@ from smplx.utils import Struct
 
 from s2hand.hand.keypoints import MANO21_TO_OPENPOSE
 from s2hand.hand.mano_io import read_hand_model
+from s2hand.hand.mesh import face_normals
 
 
 @dataclass
@@ -103,10 +104,7 @@ class HandLayer(torch.nn.Module):
 
     def canonical_face_normals(self) -> torch.Tensor:
         """Unit face normals of the zero-pose (flat hand), mean-shape mesh. (F, 3)"""
-        v = self.mano.v_template  # zero pose and zero betas: the template itself
-        tri = v[self.faces]  # (F, 3, 3)
-        n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        return n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return face_normals(self.mano.v_template, self.faces)  # zero pose and zero betas: the template itself
 
     @torch.no_grad()
     def mesh_np(self, hand_pose45: np.ndarray, betas: np.ndarray | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ the ablation tables show how close the self-supervised model comes to its own up
 E_sup3d = 1/k sum_i ||(J_i - J_r) - (J_gt_i - J_gt_r)||_2 + 1/V sum_v ||(M_v - J_r) - (M_gt_v - J_gt_r)||_2
           + ||J_r - J_gt_r||_2,
 averaged over the batch, with r the middle-finger MCP (keypoint 9, the point the network's
-translation places: s2hand.train.system): the mean per-joint and per-vertex Euclidean distances
+translation places: s2hand.model.system): the mean per-joint and per-vertex Euclidean distances
 relative to that root (articulation, global rotation, shape and scale), plus the root's own
 distance in camera coordinates (placement; metres, no alignment). Split this way, a placement
 error of centimetres does not bend the articulation to absorb it: measured on the embedded

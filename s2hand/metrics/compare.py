@@ -31,7 +31,7 @@ VERDICTS = ("held", "reversed", "not measurable")
 
 def per_frame_pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(S, K, 3), (S, K, 3) metres -> (S,) mean joint error of each frame after its own Procrustes
-    alignment (the per-frame terms whose mean is evaluate_freihand's mpjpe_cm / 100)."""
+    alignment (the per-frame terms whose mean is evaluate_freihand's pa_mpjpe_cm / 100)."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} must be equal (S, K, 3)")

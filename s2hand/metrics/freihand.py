@@ -2,7 +2,7 @@
 
     from s2hand.metrics.freihand import evaluate_freihand
     m = evaluate_freihand(gt_xyz, gt_verts, pred_xyz, pred_verts)   # metres in, cm / [0,1] out
-    m["mpjpe_cm"], m["auc_j"], m["f5"], m["mpjpe_cm_unaligned"], ...
+    m["pa_mpjpe_cm"], m["auc_j"], m["f5"], m["mpjpe_cm_unaligned"], ...
 
 The algorithm follows the official scripts (lmb-freiburg/freihand eval.py + utils/eval_util.py;
 shreyashampali/ho3d eval.py is the same code plus a scale-translation alignment):
@@ -25,8 +25,10 @@ from scipy.spatial import cKDTree
 
 AUC_THRESHOLDS_M = np.linspace(0.0, 0.05, 100)  # (100,) the official PCK thresholds, metres
 F_THRESHOLDS_M = (0.005, 0.015)                  # F@5mm, F@15mm
-METRIC_KEYS = ("mpjpe_cm", "auc_j", "mpvpe_cm", "auc_v", "f5", "f15")
-ALL_METRIC_KEYS = METRIC_KEYS + tuple(f"{k}_unaligned" for k in METRIC_KEYS)
+METRIC_KEYS = ("pa_mpjpe_cm", "auc_j", "pa_mpvpe_cm", "auc_v", "f5", "f15")  # Procrustes-aligned ("pa_")
+UNALIGNED_KEYS = ("mpjpe_cm_unaligned", "auc_j_unaligned", "mpvpe_cm_unaligned", "auc_v_unaligned", "f5_unaligned",
+                  "f15_unaligned")
+ALL_METRIC_KEYS = METRIC_KEYS + UNALIGNED_KEYS
 _EPS = 1e-8  # added to the Frobenius norms, as the official script does
 
 
@@ -134,8 +136,9 @@ def evaluate_freihand(gt_xyz: np.ndarray, gt_verts: np.ndarray, pred_xyz: np.nda
     gt_verts: (S, V, 3); pred_verts: (S, V', 3) metres. If V' != V (not a MANO mesh), the mesh
     errors are undefined (NaN here; the official script writes -1) and the F-scores use the
     keypoint transform (`align_by_keypoint_transform`), as the official script does.
-    Returns {mpjpe_cm, auc_j, mpvpe_cm, auc_v, f5, f15} after Procrustes alignment (what the
-    paper reports) and the same names + "_unaligned"; with_curves adds "curves": thresholds in cm
+    Returns METRIC_KEYS {pa_mpjpe_cm, auc_j, pa_mpvpe_cm, auc_v, f5, f15} after Procrustes alignment
+    (what the paper reports) and UNALIGNED_KEYS, the same without alignment (mpjpe_cm_unaligned,
+    auc_j_unaligned, ...); with_curves adds "curves": thresholds in cm
     and the PCK/PCV curves {pck_j, pck_j_unaligned, pck_v, pck_v_unaligned} (lists).
     """
     gt_xyz, pred_xyz = np.asarray(gt_xyz, np.float64), np.asarray(pred_xyz, np.float64)
@@ -156,20 +159,20 @@ def evaluate_freihand(gt_xyz: np.ndarray, gt_verts: np.ndarray, pred_xyz: np.nda
 
     out: dict = {}
     curves: dict = {"thresholds_cm": (AUC_THRESHOLDS_M * 100).tolist()}
-    for suffix, xyz, verts in (("", xyz_al, verts_al), ("_unaligned", pred_xyz, pred_verts)):
+    for prefix, suffix, xyz, verts in (("pa_", "", xyz_al, verts_al), ("", "_unaligned", pred_xyz, pred_verts)):
         err_j = point_errors(xyz, gt_xyz)                        # (S, 21)
         pck_j = pck_curve(err_j)
-        out["mpjpe_cm" + suffix] = float(err_j.mean(axis=0).mean() * 100)
+        out[prefix + "mpjpe_cm" + suffix] = float(err_j.mean(axis=0).mean() * 100)
         out["auc_j" + suffix] = auc(pck_j)
         curves["pck_j" + suffix] = pck_j.tolist()
         if is_mano:
             err_v = point_errors(verts, gt_verts)                # (S, V)
             pck_v = pck_curve(err_v)
-            out["mpvpe_cm" + suffix] = float(err_v.mean(axis=0).mean() * 100)
+            out[prefix + "mpvpe_cm" + suffix] = float(err_v.mean(axis=0).mean() * 100)
             out["auc_v" + suffix] = auc(pck_v)
             curves["pck_v" + suffix] = pck_v.tolist()
         else:
-            out["mpvpe_cm" + suffix] = out["auc_v" + suffix] = float("nan")
+            out[prefix + "mpvpe_cm" + suffix] = out["auc_v" + suffix] = float("nan")
             curves["pck_v" + suffix] = None
         for name, th in zip(("f5", "f15"), F_THRESHOLDS_M):
             out[name + suffix] = float(np.mean([fscore(p, g, th)[0] for p, g in zip(verts, gt_verts)]))

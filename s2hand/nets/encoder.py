@@ -9,7 +9,7 @@ feature map.
 
 The spec is everything besides the state dict that makes two encoders compute the same function:
 the timm architecture (a TF port has "same" padding and BatchNorm eps 1e-3, which a state dict
-does not record) and the input statistics. Model files store it (s2hand.train.system.model_record)
+does not record) and the input statistics. Model files store it (s2hand.model.files.model_record)
 so a trained model is rebuilt exactly, whatever weights it started from.
 
 Global feature = the last feature map (after timm's conv_head + bn2, the map EfficientNet's own

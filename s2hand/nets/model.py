@@ -55,7 +55,7 @@ class S2HandNet(nn.Module):
                  num_joints: int = 21, camera_init: Literal["last", "released"] = "released",
                  encoder_spec: EncoderSpec | None = None):
         """encoder_spec: build the encoder as that spec says, with random weights (a trained model
-        being restored: s2hand.evaluate.models); encoder, encoder_init, weights_path are then unused."""
+        being restored: s2hand.model.files); encoder, encoder_init, weights_path are then unused."""
         super().__init__()
         self.encoder = (build_encoder(encoder, encoder_init, weights_path) if encoder_spec is None
                         else encoder_from_spec(encoder_spec))

@@ -11,7 +11,7 @@ the camera.
 
 No clamping of the colour: the caller decides (the released code feeds tanh(texture)).
 
-    normals = face_normals(verts, faces)                      # (B, F, 3)
+    normals = face_normals(verts, faces)                      # (B, F, 3), s2hand.hand.mesh
     lit = lit_face_colors(verts, faces, face_colors, light)   # (B, F, 3)
     lit = shade_faces(canonical_normals, face_colors, light)  # S2HAND(V)'s E_ts: given normals
 """
@@ -22,6 +22,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from s2hand.hand.mesh import face_normals
 
 
 class Light(NamedTuple):
@@ -37,12 +39,6 @@ def split_light(light: Tensor) -> Light:
     assert light.shape[-1] == 11, light.shape
     l_a, c_a, l_d, c_d, d = torch.split(light, [1, 3, 1, 3, 3], dim=-1)
     return Light(l_a, c_a, l_d, c_d, F.normalize(d, dim=-1, eps=1e-8))
-
-
-def face_normals(verts: Tensor, faces: Tensor) -> Tensor:
-    """(B, V, 3) vertices, (F, 3) faces -> (B, F, 3) unit normals (v1 - v0) x (v2 - v0)."""
-    v0, v1, v2 = (verts[:, faces[:, k]] for k in range(3))  # (B, F, 3) each
-    return F.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=1e-12)
 
 
 def shade_faces(normals: Tensor, face_colors: Tensor, light: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ Protocol (supplementary: 30 HO-3D samples, 10 epochs, Adam (0.9, 0.999), lr 1e-3
   sub-losses keyed as plan.SUBLOSSES, E_pixel / E_SSIM included while w_photo is 0 (phase 1 needs
   them to start photo at the matched value); quat, ts only for s2hand_v; fixed_loss_sum = the
   total weighted loss sum_X phi_X E_X; vs_mean_pose = the trial's gap to the mean pose
-  (s2hand.train.evaluate's constant mean-pose hand) on the same subset frames, paired frame by
+  (s2hand.model.baseline's constant mean-pose hand) on the same subset frames, paired frame by
   frame with its sequence-bootstrap interval: a trial that does not end measurably below the
   mean pose did not overfit, and ranking such trials ranks noise.
 Input and render sizes come from `grid_search.input_size / render_size` (search-only, small on
@@ -57,13 +57,15 @@ from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import load_keypoints
 from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
+from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe, verdict
+from s2hand.model.baseline import has_mean_pose_baseline, mean_pose_predictions
+from s2hand.model.device import pick_device
+from s2hand.model.frames import HandFrames, training_rows
+from s2hand.model.scores import validation_metrics
+from s2hand.model.system import S2HandSystem
 from s2hand.search.plan import SUBLOSSES, weighted_losses
 from s2hand.search.runner import TrialScores
-from s2hand.train.data import HandFrames, training_rows
-from s2hand.metrics.compare import paired_comparison, per_frame_pa_mpjpe, verdict
-from s2hand.train.evaluate import has_mean_pose_baseline, mean_pose_predictions, validation_metrics
-from s2hand.train.loop import pick_device, set_trainable
-from s2hand.train.system import S2HandSystem
+from s2hand.train.loop import set_trainable
 
 log = logging.getLogger(__name__)
 STAGE = {"s2hand": "finetune", "s2hand_v": "finetune_video"}  # whose loss terms a trial trains on
@@ -86,7 +88,7 @@ def select_subset(table: FrameTable, conf: np.ndarray, variant: str, size: int, 
     """Row indices of the overfit subset: (size,) for s2hand, (size // n, n) windows for s2hand_v.
 
     Candidates: frames with >= max(1, min_keypoints) detected keypoints, among the rows `allowed`
-    if given (training's choice: s2hand.train.data.training_rows); windows only of such frames,
+    if given (training's choice: s2hand.model.frames.training_rows); windows only of such frames,
     pairwise disjoint. Raises if the split cannot supply them."""
     usable = np.flatnonzero((conf > 0).sum(axis=1) >= max(1, min_keypoints))
     if allowed is not None:
@@ -230,7 +232,7 @@ class OverfitObjective:
         flat = rows.reshape(-1)
         ds = HandFrames(table, self.dataset, kp, p.train.input_size, None, p.seed)
         items = [ds[int(i)] for i in flat]
-        device = pick_device(p, 0)
+        device = pick_device(p.train.runtime.device, 0)
         data = {k: torch.stack([it[k] for it in items]).to(device) for k in ("image", "K", "kp", "conf")}
         sub = table.subset(flat)
         src = ds.read(int(flat[0])).shape[1]

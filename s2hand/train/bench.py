@@ -30,7 +30,7 @@ import torch
 from s2hand.config import Params, load_params, validate_params
 
 from .graphs import capture_network
-from .system import S2HandSystem
+from s2hand.model.system import S2HandSystem
 
 
 def bench_params(params: Params, input_size: int, render_size: int, device: str,

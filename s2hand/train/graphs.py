@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from s2hand.nets.encoder import imagenet_normalize
 
 if TYPE_CHECKING:
-    from .system import S2HandSystem
+    from s2hand.model.system import S2HandSystem
 
 log = logging.getLogger("s2hand.train")
 

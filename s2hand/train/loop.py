@@ -31,7 +31,7 @@ a fingerprint of everything the run depends on) atomically. A new call finds it,
 fingerprint (params of the run, world size, the training table and keypoints, init checkpoints,
 the s2hand sources: `s2hand.io.code_digest`; a mismatch starts afresh) and continues at the next
 batch of that epoch. Since the order and the augmentation of every sample depend only on (seed,
-epoch, index) (s2hand.train.data), a resumed run takes exactly the steps an uninterrupted one
+epoch, index) (s2hand.model.frames), a resumed run takes exactly the steps an uninterrupted one
 takes (tests/test_train.py checks equal weights).
 On success the final model is written to `model_out` and the resume folder is removed. The
 resume folder lives outside DVC's outs on purpose: DVC deletes declared outs before rerunning a
@@ -80,22 +80,18 @@ from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import Keypoints, load_keypoints
 from s2hand.hand.convention import load_offsets
 from s2hand.io import code_digest, sha256sum
+from s2hand.model.baseline import baseline_comparison, baseline_metrics, has_mean_pose_baseline, mean_pose_predictions
+from s2hand.model.device import pick_device
+from s2hand.model.files import model_record
+from s2hand.model.frames import HandFrames, training_rows
+from s2hand.model.predict import predict
+from s2hand.model.scores import frame_values, validation_metrics, video_metrics
+from s2hand.model.system import STAGE_ENERGY, STAGES, S2HandSystem, Stage, StageEnergy
 
-from .data import HandFrames, collate_skipping, epoch_batches, training_rows, video_epoch_batches, video_training_frames
-from .evaluate import (
-    baseline_comparison,
-    baseline_metrics,
-    frame_values,
-    has_mean_pose_baseline,
-    mean_pose_predictions,
-    predict,
-    validation_metrics,
-    video_metrics,
-)
+from .batches import collate_skipping, epoch_batches, video_epoch_batches, video_training_frames
 from .graphs import capture_network
 from .pictures import picture_grid, save_png
 from .pseudo_labels import load_pseudo_labels
-from .system import STAGE_ENERGY, STAGES, S2HandSystem, Stage, StageEnergy, model_record
 
 log = logging.getLogger("s2hand.train")
 BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}
@@ -160,13 +156,6 @@ class StagePaths:
 def distributed_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def pick_device(params: Params, local_rank: int) -> torch.device:
-    d = params.train.runtime.device
-    if d == "cuda" or (d == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -421,11 +410,11 @@ def join_process_group(params: Params) -> Process:
     thread count and the device."""
     rank, world, local_rank = distributed_env()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if pick_device(params, local_rank).type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if pick_device(params.train.runtime.device, local_rank).type == "cuda" else "gloo")
     rt = params.train.runtime
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    device = pick_device(params, local_rank)
+    device = pick_device(params.train.runtime.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return Process(rank, world, device, rt.channels_last)  # CPU too: 15-30 % faster encoder steps (docs/training.md)
@@ -813,7 +802,7 @@ def _fmt(m: dict) -> str:
                      ("pa_mpjpe_cm", "pa_mpvpe_cm", "proj_mpjpe_px", "hg_mpjpe_px"))
 
 
-COMPARISON_KEYS = ("pa_mpjpe_cm", "pa_mpvpe_cm", "acc_mm_per_frame2", "quat_loss", "texture_sd", "shape_sd")
+COMPARISON_KEYS = ("pa_mpjpe_cm", "pa_mpvpe_cm", "acc_mm_frame2", "quat_loss", "texture_sd", "shape_sd")
 
 
 def video_comparison(before: dict, after: dict) -> dict:

@@ -16,24 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2hand.hand.keypoints import BONES
-
-from .system import S2HandSystem
+from s2hand.model.system import S2HandSystem
+from s2hand.render.skeleton import draw_skeleton
 
 DETECTED, PROJECTED, BRANCH2D = (230, 40, 40), (40, 200, 40), (40, 90, 230)
 
 
-def _dots(img: np.ndarray, pts: np.ndarray, color, mask: np.ndarray | None = None, bones: bool = False) -> None:
-    s = img.shape[0] / 128.0
-    r = max(1, int(round(1.5 * s)))
-    if bones:
-        for a, b in BONES:
-            if mask is None or (mask[a] and mask[b]):
-                pa, pb = pts[a] - 0.5, pts[b] - 0.5
-                cv2.line(img, tuple(int(round(x)) for x in pa), tuple(int(round(x)) for x in pb), color, 1, cv2.LINE_AA)
-    for i, p in enumerate(pts):
-        if (mask is None or mask[i]) and np.all(np.isfinite(p)):
-            cv2.circle(img, (int(round(p[0] - 0.5)), int(round(p[1] - 0.5))), r, color, -1, cv2.LINE_AA)
+def draw_points(img: np.ndarray, pts: np.ndarray, color, mask: np.ndarray | None = None, bones: bool = False
+                ) -> np.ndarray:
+    """One set of keypoints (21, 2) in one colour at the pictures' scale (s2hand.render.skeleton)."""
+    radius = max(1, int(round(1.5 * img.shape[0] / 128.0)))
+    return draw_skeleton(img, pts, color, mask=mask, radius=radius, thickness=1, bones=bones)
 
 
 @torch.no_grad()
@@ -57,10 +50,10 @@ def picture_grid(system: S2HandSystem, dataset, indices, device: torch.device | 
         ren = (up[b].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         ov = inp.copy()
         if "kp" in it:
-            _dots(ov, it["kp"].numpy(), DETECTED, it["conf"].numpy() > 0)
-        _dots(ov, pred.j_pro[b].cpu().numpy(), PROJECTED, bones=True)
+            draw_points(ov, it["kp"].numpy(), DETECTED, it["conf"].numpy() > 0)
+        draw_points(ov, pred.j_pro[b].cpu().numpy(), PROJECTED, bones=True)
         if out["kp2d"] is not None:
-            _dots(ov, out["kp2d"][-1][b].float().cpu().numpy(), BRANCH2D)
+            draw_points(ov, out["kp2d"][-1][b].float().cpu().numpy(), BRANCH2D)
         rows.append(np.concatenate([inp, ren, ov], axis=1))
     return np.concatenate(rows, axis=0)
 

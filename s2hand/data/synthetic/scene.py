@@ -13,6 +13,8 @@ import numpy as np
 import trimesh
 from scipy.spatial.transform import Rotation
 
+from s2hand.data.images import read_rgb
+
 # scikit-image's bundled sample photographs (files inside the wheel; nothing is fetched)
 PHOTOS = (
     "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
@@ -37,11 +39,7 @@ def _photo_dir() -> Path:
 @functools.cache
 def load_photo(name: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB; grey photographs are tinted so backgrounds vary in colour too."""
-    path = _photo_dir() / name
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"{path}: background photograph missing or unreadable")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return read_rgb(_photo_dir() / name)
 
 
 def available_photos() -> list[str]:

@@ -1,7 +1,7 @@
 """The assembled S2HAND training model: network + hand layer + camera + renderer + loss terms.
 
     system = S2HandSystem.from_params(params, "outputs/hand_model/MANO_RIGHT.npz")
-    total, parts, terms = system.training_loss(batch, "finetune")   # batch from s2hand.train.data
+    total, parts, terms = system.training_loss(batch, "finetune")   # batch from s2hand.model.frames.HandFrames
     pred = system.predict(images, K)                                # inference: 3D branch only
 
 Stages (method.md s6): "pretrain_2d" trains the 2D branch with E_2d; "pretrain_3d" the 3D branch
@@ -137,15 +137,6 @@ def build_net(params: Params, num_faces: int, encoder_spec: EncoderSpec | None =
                      color_activation=m.color_activation, camera_init=m.camera_init, use_2d_branch=True, hg_stacks=m.hg_stacks,
                      hg_feats=m.hg_feats, hg_modules=m.hg_modules, hg_depth=m.hg_depth, hg_beta=m.hg_beta,
                      encoder_spec=encoder_spec)
-
-
-def model_record(system: "S2HandSystem", params: Params, stage: str, step: int) -> dict:
-    """What a model file holds (read back by s2hand.evaluate.models.load_system): the network's
-    state dict, the encoder spec (architecture and input statistics, which the state dict does not
-    record), the train and hand params the network is rebuilt from, stage, step and seed."""
-    return {"net": system.net.state_dict(), "encoder": system.net.encoder.spec.as_dict(), "stage": stage,
-            "step": int(step), "train": params.train.model_dump(), "hand": params.hand.model_dump(),
-            "seed": params.seed}
 
 
 class S2HandSystem(nn.Module):

@@ -1,9 +1,10 @@
-"""Trained models back from their checkpoint files.
+"""Model files: what one holds (model_record, written by training) and the trained model back from it.
 
+    torch.save(model_record(system, params, stage, step), "outputs/checkpoints/finetune/model.pt")
     system, info = load_system("outputs/checkpoints/finetune/model.pt", "outputs/hand_model/MANO_RIGHT.npz")
     system.predict(images, K)     # eval mode, 3D branch
 
-A checkpoint (s2hand.train.system.model_record) holds the network's state dict, the encoder spec
+A checkpoint (model_record) holds the network's state dict, the encoder spec
 and the `train` and `hand` params it was trained with; the network is rebuilt from those, not from
 today's params.yaml, so a model stays loadable after params change. The encoder is built from the
 spec with random weights (then overwritten by the checkpoint's), which needs neither the ImageNet
@@ -20,8 +21,17 @@ from pathlib import Path
 import torch
 
 from s2hand.config import HandParams, Params, TrainParams
+from s2hand.model.system import S2HandSystem
 from s2hand.nets import EncoderSpec
-from s2hand.train.system import S2HandSystem
+
+
+def model_record(system: S2HandSystem, params: Params, stage: str, step: int) -> dict:
+    """What a model file holds (read back by load_system): the network's
+    state dict, the encoder spec (architecture and input statistics, which the state dict does not
+    record), the train and hand params the network is rebuilt from, stage, step and seed."""
+    return {"net": system.net.state_dict(), "encoder": system.net.encoder.spec.as_dict(), "stage": stage,
+            "step": int(step), "train": params.train.model_dump(), "hand": params.hand.model_dump(),
+            "seed": params.seed}
 
 
 class CheckpointError(ValueError):

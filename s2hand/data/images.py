@@ -1,8 +1,9 @@
-"""Image reading that never crashes a batch: a missing, unreadable or corrupt image becomes
-an `ImageFailure(path, reason)` and the caller gives that image confidence 0.
+"""The one checked image reader every stage uses: a missing, unreadable or corrupt image is
+reported, never returned as a silently grey-filled frame.
 
     img, failure = read_image(path)           # img (H, W, 3) uint8 BGR, or None and a failure
-    for i, img, failure in iter_images(root, rel_paths): ...
+    for i, img, failure in iter_images(root, rel_paths): ...   # detection: a failure gets confidence 0
+    rgb = read_rgb(path)                      # (H, W, 3) uint8 RGB; raises ImageError on a failure
 """
 from __future__ import annotations
 
@@ -50,6 +51,23 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, ImageFailure | None
     elif img.shape[2] != 3:
         return None, ImageFailure(str(path), f"unsupported channel count {img.shape[2]}")
     return img, None
+
+
+class ImageError(ValueError):
+    """An image read_image could not read; its ImageFailure is `.failure`."""
+
+    def __init__(self, failure: ImageFailure):
+        super().__init__(f"{failure.path}: {failure.reason}")
+        self.failure = failure
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB by read_image; raises ImageError for a missing, truncated or
+    undecodable image."""
+    img, failure = read_image(path)
+    if failure is not None:
+        raise ImageError(failure)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def iter_images(root: str | Path, rel_paths: Sequence[str]) -> Iterator[tuple[int, np.ndarray | None, ImageFailure | None]]:

@@ -1,11 +1,12 @@
-"""Training data: a torch Dataset over a FrameTable plus its detected keypoints.
+"""The frames a model sees: a torch Dataset over a FrameTable plus its detected keypoints, the
+geometry that crops and resizes them, and the filter of the frames training keeps.
 
     ds = HandFrames(table, "outputs/dataset", keypoints, input_size=128, augment=AugmentParams(), seed=0)
     item = ds[(index, epoch)]     # augmented (epoch given, augment set); ds[index]: plain resize
     item["image"] (3, S, S) float [0, 1] RGB; item["K"] (3, 3) px of the S-px input;
     item["kp"] (21, 2) detected keypoints, input px; item["conf"] (21,); item["index"] ();
     item["joints3d"] (21, 3), item["verts"] (V, 3), item["joints2d"] (21, 2) where the table has them
-    batches = epoch_batches(n, batch_size, seed, epoch, rank, world)   # lists of (index, epoch)
+    rows = training_rows(table, keypoints, params.train)               # the frames training keeps
 
 Geometry (pixel (i, j) has its centre at (j + 0.5, i + 0.5), s2hand.render.camera). Every frame
 goes through one affine map of continuous pixel coordinates, u' = r (Rot_K(u - p) + p - o):
@@ -21,8 +22,9 @@ Without augmentation c = W, o = 0: a plain resize to S (scale_intrinsics). Keypo
 map; confidences are unchanged (0 = missing stays 0). Pixels outside the source are black.
 
 Randomness: the augmentation of (index, epoch) is drawn from numpy's Generator seeded with
-(seed, epoch, index), and the epoch order from (seed, epoch): the data a step sees depends on
-nothing else (not on workers, processes or an interruption), which makes resume and DDP exact.
+(seed, epoch, index), and the epoch order from (seed, epoch) (s2hand.train.batches): the data a
+step sees depends on nothing else (not on workers, processes or an interruption), which makes
+resume and DDP exact.
 """
 from __future__ import annotations
 
@@ -33,12 +35,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from s2hand.config import AugmentParams, TrainParams
-from s2hand.data.sampler import SequenceBatchSampler
 from s2hand.data.table import FrameTable
-from s2hand.detect.images import read_image
+from s2hand.data.images import ImageError, read_rgb
 from s2hand.detect.keypoint_file import Keypoints
 from s2hand.detect.temporal import neighbour_disagreement
 
@@ -94,10 +95,6 @@ def apply_affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
 log = logging.getLogger("s2hand.train")
 
 
-class BadFrame(ValueError):
-    """A frame whose image is missing, truncated or cannot be decoded."""
-
-
 class HandFrames(Dataset):
     """Frames of one split with their detected keypoints (module docstring)."""
 
@@ -106,7 +103,7 @@ class HandFrames(Dataset):
                  targets: dict[str, np.ndarray] | None = None, skip_bad: bool = False):
         """targets: extra per-row arrays (N, ...) passed through as they are (pseudo labels:
         s2hand.train.pseudo_labels.load_pseudo_labels). skip_bad: a bad image gives None (training,
-        with collate_skipping) instead of raising BadFrame (validation must see every frame)."""
+        with s2hand.train.batches.collate_skipping) instead of raising ImageError (validation must see every frame)."""
         self.table, self.root, self.skip_bad = table, Path(root), bool(skip_bad)
         self.targets = targets or {}
         for name, v in self.targets.items():
@@ -123,13 +120,9 @@ class HandFrames(Dataset):
         return len(self.table)
 
     def read(self, index: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB, read by the checked reader (s2hand.detect.images); raises
-        BadFrame for a missing, truncated or undecodable image."""
-        path = self.root / str(self.table.image[index])
-        img, failure = read_image(path)
-        if failure is not None:
-            raise BadFrame(f"{path}: {failure.reason}")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        """(H, W, 3) uint8 RGB, read by the checked reader (s2hand.data.images.read_rgb); raises
+        ImageError for a missing, truncated or undecodable image."""
+        return read_rgb(self.root / str(self.table.image[index]))
 
     def _draw(self, index: int, epoch: int, src: int) -> tuple[float, float, tuple[float, float]]:
         a = self.augment
@@ -146,7 +139,7 @@ class HandFrames(Dataset):
         index = int(index)
         try:
             img = self.read(index)
-        except BadFrame as e:
+        except ImageError as e:
             if not self.skip_bad:
                 raise
             log.warning("skipping a bad frame: %s", e)
@@ -180,70 +173,6 @@ class HandFrames(Dataset):
         if t.joints2d is not None:
             out["joints2d"] = torch.as_tensor(apply_affine(t.joints2d[index].astype(np.float64), M), dtype=torch.float32)
         return out
-
-
-def collate_skipping(items: list[dict[str, torch.Tensor] | None], window: int = 1) -> dict[str, torch.Tensor]:
-    """default_collate of a batch without its bad frames (None items): the whole window of
-    `window` consecutive items (S2HAND(V)'s n frames) holding one is dropped, so the batch still
-    reshapes to (m, n, ...). "skipped" () counts the bad frames; "image" is absent when nothing is left."""
-    windows = [items[i:i + window] for i in range(0, len(items), window)]
-    good = [it for w in windows if all(x is not None for x in w) for it in w]
-    out = default_collate(good) if good else {}
-    out["skipped"] = torch.tensor(sum(x is None for x in items))
-    return out
-
-
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
-                  subset: np.ndarray | None = None) -> list[list[tuple[int, int]]]:
-    """This process's batches of one epoch: a permutation drawn from (seed, epoch) of `subset`
-    (default all n rows), cut into world-sized groups of full batches (the tail that does not
-    fill one batch per process is dropped); rank r takes every world-th batch."""
-    rows = np.arange(n) if subset is None else np.asarray(subset)
-    perm = rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
-    per_step = batch_size * world
-    steps = len(perm) // per_step
-    return [[(int(i), epoch) for i in perm[(s * world + rank) * batch_size:(s * world + rank + 1) * batch_size]]
-            for s in range(steps)]
-
-
-def video_epoch_batches(table: FrameTable, batch_size: int, n: int, interval: int, seed: int, epoch: int,
-                        rank: int = 0, world: int = 1, subset: np.ndarray | None = None,
-                        max_batches: int = 0) -> list[list[tuple[int, int]]]:
-    """S2HAND(V)'s batches of one epoch (the batch hook of train_stage for finetune_video): a
-    SequenceBatchSampler over the rows `subset` (default all) of `table`, seeded by (seed, epoch):
-    m = batch_size // n windows of n frames `interval` apart, window by window, so a batch reshapes
-    to (m, n, ...). Rows left out of `subset` are gaps no window crosses. Rank r takes every
-    world-th batch; at most max_batches per process (0: all)."""
-    rows = np.arange(len(table)) if subset is None else np.asarray(subset)
-    cut = None if table.cut is None else np.asarray(table.cut)[rows]
-    sampler = SequenceBatchSampler(np.asarray(table.seq)[rows], np.asarray(table.frame)[rows], batch_size,
-                                   n=n, interval=interval, cut=cut, seed=seed)
-    sampler.set_epoch(epoch)
-    batches = [[int(rows[i]) for i in b] for b in sampler]
-    steps = len(batches) // world
-    if max_batches:
-        steps = min(steps, max_batches)
-    return [[(i, epoch) for i in batches[s * world + rank]] for s in range(steps)]
-
-
-def video_training_frames(train: FrameTable, train_kp: Keypoints, wild: FrameTable | None = None,
-                          wild_kp: Keypoints | None = None, wild_rows: np.ndarray | None = None
-                          ) -> tuple[FrameTable, Keypoints]:
-    """The train split plus (extra_wild, paper Table 8) the kept rows of the wild split as extra
-    sequences (their ids shifted past the train split's). Ground truth is dropped: training reads
-    images, K and detected keypoints only."""
-    if wild is None:
-        return train, train_kp
-    rows = np.asarray(wild_rows, np.int64)
-    w, wkp = wild.subset(rows), wild_kp.subset(rows)
-    offset = int(np.max(train.seq)) + 1 - int(np.min(w.seq)) if len(w) else 0
-    cut = lambda t: np.zeros(len(t), bool) if t.cut is None else np.asarray(t.cut, bool)  # noqa: E731
-    table = FrameTable(image=np.concatenate([train.image, w.image]), K=np.concatenate([train.K, w.K]),
-                       seq=np.concatenate([train.seq, w.seq + offset]),
-                       frame=np.concatenate([train.frame, w.frame]), cut=np.concatenate([cut(train), cut(w)]))
-    kp = Keypoints(np.concatenate([train_kp.peaks, wkp.peaks]), np.concatenate([train_kp.conf, wkp.conf]),
-                   list(train_kp.names) + list(wkp.names))
-    return table, kp
 
 
 def train_rows(conf: np.ndarray, min_keypoints: int, min_confidence: float = 0.0,
