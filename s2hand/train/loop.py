@@ -410,7 +410,8 @@ def join_process_group(params: Params) -> Process:
     thread count and the device."""
     rank, world, local_rank = distributed_env()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if pick_device(params.train.runtime.device, local_rank).type == "cuda" else "gloo")
+        backend = "nccl" if pick_device(params.train.runtime.device, local_rank).type == "cuda" else "gloo"
+        dist.init_process_group(backend)
     rt = params.train.runtime
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
