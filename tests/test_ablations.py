@@ -50,11 +50,11 @@ def test_supervised_loss_zero_at_ground_truth_positive_elsewhere_finite_gradient
 
 
 def test_full3d_replaces_keypoint_and_photometric_terms_and_trains(tiny_training_data):
-    from tests.test_train import _batch, tiny_params
+    from tests.test_train import _batch, train_params
     from s2hand.train import S2HandSystem
 
     data = tiny_training_data(6)
-    params = tiny_params(supervision="full3d")
+    params = train_params(supervision="full3d")
     torch.manual_seed(0)
     system = S2HandSystem.from_params(params, data[2])
     batch = _batch(data, params)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from s2hand.config import EvaluateParams, TrainParams, VideoParams, validate_params
+from s2hand.config import EvaluateParams, TrainParams, VideoParams
 from s2hand.data.table import FrameTable, load_split
 from s2hand.evaluate.models import CheckpointError, load_system, read_checkpoint
 from s2hand.detect.keypoint_file import load_keypoints
@@ -26,15 +26,14 @@ from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_spli
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
 from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
 from s2hand.train.system import S2HandSystem, model_record
+from tests.conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
-                                          "hg_stacks": 2, "hg_modules": 1, "hg_depth": 2}}
 
 
 def tiny_checkpoint(path: Path, hand_model: Path, stage: str = "finetune", seed: int = 0) -> Path:
     """An untrained network saved the way s2hand.train.loop saves trained ones."""
-    params = validate_params({"train": TINY_TRAIN, "render": {"size": 32}})
+    params = tiny_params()
     torch.manual_seed(seed)
     system = S2HandSystem.from_params(params, hand_model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,8 +317,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
     Lite0 weights (a TensorFlow port: 'same' padding, BatchNorm eps 1e-3, other input statistics,
     none of which its state dict records)."""
     _, _, hand = tiny_training_data(10)
-    params = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": init}},
-                              "render": {"size": 32}})
+    params = tiny_params(train={"model": {"encoder_init": init}})
     torch.manual_seed(0)
     system = S2HandSystem.from_params(params, hand).eval()
     with torch.no_grad():  # move BatchNorm statistics off their init so that eps and stats matter
@@ -335,7 +333,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
     assert info["step"] == 3 and loaded.net.encoder.spec == system.net.encoder.spec
     other = "random" if init == "imagenet" else "imagenet"
-    params2 = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": other}}})
+    params2 = tiny_params(train={"model": {"encoder_init": other}})
     net2 = S2HandSystem.from_params(params2, hand).net
     with pytest.raises(ValueError, match="encoder_init / encoder_weights changed between stages"):
         load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["3d"])

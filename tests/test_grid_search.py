@@ -12,29 +12,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s2hand.config import ParamsError, validate_params
+from s2hand.config import Params, ParamsError, validate_params
 from s2hand.search.plan import SUBLOSSES, rescale, weighted_losses
 from s2hand.search.runner import TrialScores
+from tests.conftest import tiny_params
 
 TINY_SEARCH = {"subset_size": 6, "epochs": 1, "batch_size": 3, "input_size": 64, "render_size": 16, "workers": 1}
 
 
-def tiny_params(**search):
-    """A small random-init network, tiny overfit settings; video windows of 2 frames 1 apart."""
-    return validate_params({
-        "seed": 0,
-        "train": {"min_keypoints": 0, "max_disagreement": 0.0, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
-                                                 "hg_stacks": 1, "hg_depth": 2}},
-        "video": {"n": 2, "interval": 1},
-        "grid_search": {**TINY_SEARCH, **search},
-    })
+def tiny_search_params(**search) -> Params:
+    """The tiny params with a one-stack network, tiny overfit settings (input and render sizes: the
+    search's own); video windows of 2 frames 1 apart."""
+    return tiny_params(train={"model": {"hg_stacks": 1}}, video={"n": 2, "interval": 1},
+                       grid_search={**TINY_SEARCH, **search})
 
 
 def _objective(tiny_data, **search):
     from s2hand.search.objective import OverfitObjective
 
     data, kp, hand = tiny_data
-    return OverfitObjective.from_params(tiny_params(**search), data, kp, hand)
+    return OverfitObjective.from_params(tiny_search_params(**search), data, kp, hand)
 
 
 @pytest.fixture(scope="module")
