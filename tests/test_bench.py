@@ -14,6 +14,7 @@ def test_bench_params_override_sizes_device_and_face_selection():
     assert bench_params(train_params(), 48, 24, "cpu").render.face_selection == train_params().render.face_selection
 
 
+@pytest.mark.slow  # times every row: ~15 s per face selection on 2 cores
 @pytest.mark.parametrize("faces", ["torch", "pytorch3d"])
 def test_bench_times_every_row_with_the_chosen_face_selection(npz_path, faces):
     rows = run(train_params(), str(npz_path), "cpu", batch=2, input_size=64, render_size=16, reps=1, bf16=False,

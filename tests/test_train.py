@@ -2,7 +2,8 @@
 
 A tiny generated dataset (3 sequences of 6 frames at 64 px: 12 train, 6 val frames), simulated
 keypoints, input 64 px, render 32 px, a small random-init network.
-    .venv/bin/python -m pytest -q tests/test_train.py      # ~30 s on 2 cores, DDP (2 gloo processes) included
+    .venv/bin/python -m pytest -q tests/test_train.py            # the fast set
+    .venv/bin/python -m pytest -q -m slow tests/test_train.py    # DDP (2 gloo processes)
 """
 from __future__ import annotations
 
@@ -382,6 +383,7 @@ def _ddp_worker(rank: int, world: int, port: int, params: Params, paths: StagePa
             dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes: ~35 s on 2 cores
 def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     import torch.multiprocessing as mp
 
