@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from s2hand.search.plan import GridSearchParams  # the grid_search section (plain pydantic, no I/O)
 
 
 class Section(BaseModel):
@@ -324,6 +322,90 @@ class EvaluateParams(Section):
     qualitative_frames: int = Field(4, ge=0, le=32)  # test frames in reports/evaluate/qualitative.png
     qualitative_size: int = Field(192, ge=64, le=1024)  # px per panel of that figure
     keypoint_fit_iters: int = Field(300, ge=0, le=100000)  # per-frame fits to 2D keypoints (0: none)
+
+
+# ----------------------------------------------------------------------------- grid_search section
+# The loss-weight search's vocabulary that the section is checked against. The search itself
+# (s2hand/search/plan.py) imports it from here: only the grid_search stage depends on that code.
+WeightName = Literal[
+    "branch3d", "branch2d", "cons", "geo", "photo", "regu", "ori", "ssim", "tex", "scale", "joint", "quat", "ts"
+]
+WEIGHT_NAMES: tuple[str, ...] = get_args(WeightName)  # LossWeights' fields, in their order
+# the supplementary's phase-2 groups, in its order (their weights: s2hand/search/plan.py GROUPS)
+GroupName = Literal["loc", "regu", "ori", "2d_cons", "photo", "quat", "ts"]
+TEMPORAL = ("quat", "ts")  # S2HAND(V) only; 0 in S2HAND searches
+ANCHOR = "geo"  # the location weight, fixed in phase 1
+PARENT: dict[str, str] = {"ori": "geo", "ssim": "photo", "tex": "regu", "scale": "regu", "joint": "regu"}
+
+
+def searched_weights(variant: str) -> tuple[str, ...]:
+    """The weights a search may change: all but branch3d (and quat, ts for S2HAND)."""
+    drop = {"branch3d"} | (set(TEMPORAL) if variant == "s2hand" else set())
+    return tuple(w for w in WEIGHT_NAMES if w not in drop)
+
+
+class GridSearchParams(Section):
+    """`grid_search:` section of params.yaml (the loss-weight search: s2hand/search/plan.py, which
+    resolves it with `build_plan`; docs/grid_search.md). Fields left null take the profile's value.
+
+    profile reduced (default): phase 1 over plan.REDUCED[variant] with 1 x10 step each side, phase 2
+    on 2 groups, sensitivity on 3 weights (26 trials S2HAND, 29 S2HAND(V)). profile full: every
+    weight, 4 steps each side at most, all groups (105 / 111 phase-2 runs), sensitivity on all
+    searched weights but the anchor (as Table 10).
+    """
+
+    profile: Literal["reduced", "full"] = "reduced"
+    variant: Literal["s2hand", "s2hand_v"] = "s2hand"
+    phase1_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # in this order (a parent before its children); null: the profile's
+    phase1_steps: int | None = Field(None, ge=1, le=8)  # x10 steps each side at most; null: 1 / 4
+    # keep stepping while accuracy AND fixed loss sum improve (method.md s7), or EITHER (the
+    # supplementary's "until the sum no longer decreases and the performance no longer improves")
+    phase1_rule: Literal["either", "both"] = "either"
+    phase2_groups: tuple[GroupName, ...] | None = Field(None, strict=False)  # in GroupName order; null: the profile's
+    factors: tuple[float, ...] = Field((0.5, 1.0, 2.0), min_length=1, max_length=9, strict=False)
+    sensitivity_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # null: the profile's
+    sensitivity_factors: tuple[float, ...] = Field((0.5, 2.0), min_length=1, max_length=6, strict=False)
+    anchor: float = Field(1.0, gt=0)  # geo during the search (the paper's phi_loc = 1)
+    output_geo: float | None = Field(0.001, gt=0)  # geo in selected_weights.yaml (rescaled); null: as searched
+    # the overfit protocol, read by the objective (objective.py; supplementary: 30 samples, 10
+    # epochs, Adam 1e-3, batch 10, at the training resolution). Defaults: the CPU budget.
+    subset_size: int = Field(30, ge=2)  # train frames (s2hand_v: // video.n windows)
+    epochs: int = Field(4, ge=1)  # supplementary: 10
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(10, ge=2)  # frames (s2hand_v: // video.n windows)
+    input_size: int = Field(64, ge=32, le=1024)  # network input px during the search (multiple of 4)
+    render_size: int = Field(32, ge=16, le=1024)  # differentiable render px during the search
+    workers: int = Field(2, ge=1, le=256)  # CPU processes (1: serial, in-process)
+    threads: int = Field(0, ge=0, le=256)  # torch threads per worker; 0: CPU cores // workers
+    gpus: tuple[int, ...] = Field((), strict=False)  # GPU ids: one worker per GPU (CUDA_VISIBLE_DEVICES), overrides workers
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GridSearchParams":
+        allowed = searched_weights(self.variant)
+        for field in ("phase1_weights", "sensitivity_weights"):
+            for w in getattr(self, field) or ():
+                if w not in allowed:
+                    raise ValueError(f"{field}: {w!r} is not searched for {self.variant} (searched: {allowed})")
+        p1 = self.phase1_weights or ()
+        if ANCHOR in p1:
+            raise ValueError("phase1_weights: geo is the anchor (fixed), it cannot be in phase 1")
+        if len(set(p1)) != len(p1):
+            raise ValueError("phase1_weights: must be distinct")
+        for w in p1:  # a child needs its parent determined first (or preset: not in phase 1)
+            parent = PARENT.get(w)
+            if parent in p1 and p1.index(parent) > p1.index(w):
+                raise ValueError(f"phase1_weights: {w} needs its parent {parent} before it")
+        groups = self.phase2_groups or ()
+        order = list(get_args(GroupName))
+        if list(groups) != sorted(groups, key=order.index) or len(set(groups)) != len(groups):
+            raise ValueError(f"phase2_groups: must be distinct and in the order {order}")
+        if self.variant == "s2hand" and set(groups) & set(TEMPORAL):
+            raise ValueError("phase2_groups: quat/ts groups exist only for variant s2hand_v")
+        if any(f <= 0 for f in self.factors + self.sensitivity_factors):
+            raise ValueError("factors and sensitivity_factors must be > 0")
+        if self.input_size % 4:
+            raise ValueError(f"input_size must be a multiple of 4, got {self.input_size}")
+        return self
 
 
 class Params(Section):

@@ -1,4 +1,5 @@
-"""Shared fixtures: the open hand is built once per test session (small PCA samples)."""
+"""Shared fixtures: the open hand is built once per test session (small PCA samples), a tiny
+rendered dataset, and the shrunken params of the training, evaluation and search tests (`tiny_params`)."""
 from __future__ import annotations
 
 import os
@@ -9,8 +10,35 @@ import numpy as np
 import pytest
 import torch
 
+from s2hand.config import Params, validate_params
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 TEST_SEED = 0
+
+# The shrunken config: a small random-init network on 64 px inputs, 32 px renders, every frame of
+# the tiny data kept (no keypoint-count or disagreement filter). Tests merge their own settings in.
+TINY_PARAMS: dict = {
+    "seed": 0,
+    "render": {"size": 32},
+    "train": {
+        "input_size": 64, "min_keypoints": 0, "max_disagreement": 0.0,
+        "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
+                  "hg_modules": 1, "hg_depth": 2},
+    },
+}
+
+
+def merged(base: dict, update: dict) -> dict:
+    """`base` with `update` merged in: a mapping into a mapping, recursively; other values replace."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def tiny_params(**sections: dict) -> Params:
+    """TINY_PARAMS with `sections` merged in, validated: tiny_params(train={"runtime": {"max_steps": 2}})."""
+    return validate_params(merged(TINY_PARAMS, sections))
 
 
 @pytest.fixture(autouse=True)

@@ -17,25 +17,31 @@ import pytest
 import torch
 import yaml
 
-from s2hand.config import EvaluateParams, TrainParams, VideoParams, validate_params
+from s2hand.config import EvaluateParams, TrainParams, VideoParams
 from s2hand.data.table import FrameTable, load_split
 from s2hand.detect.keypoint_file import load_keypoints
-from s2hand.evaluate.report import ACCURACY_KEYS, metrics_json, readme, table_keypoint_fit, write_curves
+from s2hand.evaluate.report import (
+    ACCURACY_KEYS,
+    metrics_json,
+    paper_directions,
+    readme,
+    table_keypoint_fit,
+    write_curves,
+)
 from s2hand.evaluate.run import EvalResult, acceleration_metrics, load_eval_split, time_runs
 from s2hand.evaluate.stage import EvaluatePaths, run_evaluation
 from s2hand.metrics.freihand import UNALIGNED_KEYS
 from s2hand.model.files import CheckpointError, load_system, model_record, read_checkpoint
 from s2hand.model.system import S2HandSystem
 from s2hand.train.loop import BRANCH_PREFIXES, load_branch_weights
+from tests.conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_TRAIN = {"input_size": 64, "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16,
-                                          "hg_stacks": 2, "hg_modules": 1, "hg_depth": 2}}
 
 
 def tiny_checkpoint(path: Path, hand_model: Path, stage: str = "finetune", seed: int = 0) -> Path:
     """An untrained network saved the way s2hand.train.loop saves trained ones."""
-    params = validate_params({"train": TINY_TRAIN, "render": {"size": 32}})
+    params = tiny_params()
     torch.manual_seed(seed)
     system = S2HandSystem.from_params(params, hand_model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +70,6 @@ def _model(mpjpe: float, **extra: float) -> dict:
     return {**m, **extra}
 
 
-def _sentence(text: str, heading: str) -> str:
-    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-    return next(line for line in section.splitlines() if line.startswith(("Paper", "The paper")))
-
-
 SETUP = {"dataset": "synthetic", "split": "test", "frames": 10, "sequences": 2, "image_size": 64, "fps": 30.0,
          "checkpoints": {"s2hand": ("a.pt", 1), "s2hand_v": ("b.pt", 2)}, "temporal_loss": "quaternion",
          "ts": True, "camera": "perspective"}
@@ -95,54 +96,53 @@ def test_keypoint_fit_section_reads_the_numbers():
     assert table_keypoint_fit({"frames": 10}) == []  # keypoint_fit_iters: 0 -> no section
 
 
-def test_readme_directions_follow_the_numbers():
+def test_paper_directions_follow_the_numbers():
     video = dict(acc_mm_frame2=1.0, acc_err_mm_frame2=1.0, quat_loss=0.01, texture_sd=0.01, shape_sd=0.01)
     worse_video = {k: 2 * v for k, v in video.items()}
     good = {"s2hand": _model(1.2, **worse_video), "s2hand_v": _model(1.0, **video), "mean_pose": _model(1.5)}
     bad = {"s2hand": _model(1.0, **video), "s2hand_v": _model(1.2, **worse_video), "mean_pose": _model(0.9)}
-    t_good, t_bad = readme(good, SETUP), readme(bad, SETUP)
-    s = _sentence(t_good, "Tables 1 and 2")
-    assert "better on 6 of 6" in s and "direction held" in s and "S2HAND is better on 6 of 6" in s
-    s = _sentence(t_bad, "Tables 1 and 2")
-    assert "better on 0 of 6" in s and "did not hold" in s and "S2HAND is better on 0 of 6" in s
-    assert "direction held" in _sentence(t_good, "Table 4") and "-16.7 %" in _sentence(t_good, "Table 4")
-    assert "did not hold" in _sentence(t_bad, "Table 4") and "+20.0 %" in _sentence(t_bad, "Table 4")
-    assert "ACC fell from 2.00 to 1.00" in _sentence(t_good, "Table 5") and "direction held" in _sentence(t_good, "Table 5")
-    assert "did not hold" in _sentence(t_bad, "Table 5")
-    assert "texture S.D. fell" in _sentence(t_good, "Table 9") and "direction held" in _sentence(t_good, "Table 9")
+    held, against = paper_directions(good, SETUP), paper_directions(bad, SETUP)
+    assert held["table_1_2"] == {"flags": dict.fromkeys(ACCURACY_KEYS, True), "verdict": "held"}
+    assert against["table_1_2"] == {"flags": dict.fromkeys(ACCURACY_KEYS, False), "verdict": "did not hold"}
+    measures = {"table_4": {"pa_mpjpe_cm", "pa_mpvpe_cm"}, "table_5": {"acc_mm_frame2", "acc_err_mm_frame2", "quat_loss"},
+                "table_9": {"texture_sd", "shape_sd"}}
+    for table, names in measures.items():
+        assert held[table] == {"flags": dict.fromkeys(names, True), "verdict": "held"}, table
+        assert against[table] == {"flags": dict.fromkeys(names, False), "verdict": "did not hold"}, table
     mixed = {**bad, "s2hand_v": {**bad["s2hand_v"], "texture_sd": 0.005}}
-    assert "held on 1 of 2 measures" in _sentence(readme(mixed, SETUP), "Table 9")
+    assert paper_directions(mixed, SETUP)["table_9"] == {"flags": {"texture_sd": True, "shape_sd": False},
+                                                         "verdict": "held on 1 of 2 measures"}
     # without T&S the paper's S.D.s rose: rising numbers now follow the paper
-    assert "direction held" in _sentence(readme(bad, {**SETUP, "ts": False}), "Table 9")
-    # the paper's precision is kept (0.780, not 0.78) and paper rows are marked
-    assert "*0.780*" in t_good and "*paper: HO-3D test, S2HAND(V) (Table 2)*" in t_good
+    assert paper_directions(bad, {**SETUP, "ts": False})["table_9"]["verdict"] == "held"
+    assert readme(good, SETUP).startswith("# ")  # the README is written from these
 
 
-def test_readme_states_what_the_paired_comparison_allows():
+def test_paired_comparison_verdicts_reach_the_report_data():
     c = {"diff_cm": -0.02, "lo_cm": -0.05, "hi_cm": 0.01, "better": False, "worse": False, "groups": 6,
          "frames": 180, "frames_better": 0.55}
-    text = readme({"s2hand": _model(1.0), "mean_pose": _model(1.02),
-                   "vs_mean_pose": {"s2hand": c, "s2hand_v": {**c, "hi_cm": -0.01, "better": True}}}, SETUP)
-    assert ("S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame: -0.020 cm (95 % interval -0.050 to "
-            "+0.010 cm, resampling the 6 sequences; lower on 55 % of the frames): no measurable difference.") in text
-    assert "S2HAND(V) minus the mean-pose baseline" in text and ": measurably better." in text
-    few = readme({"vs_mean_pose": {"s2hand": {**c, "lo_cm": None, "hi_cm": None, "groups": 2}}}, SETUP)
-    assert "-0.020 cm (2 sequences, too few for an interval: no conclusion)" in few
     assert metrics_json({}, None, {}, 3, vs_mean_pose={"s2hand": c})["vs_mean_pose"]["s2hand"] == c
     from s2hand.evaluate.stage import judged
 
     assert judged(c)["verdict"] == "not measurable" and judged({**c, "hi_cm": -0.01})["verdict"] == "held"
     assert judged({**c, "lo_cm": 0.01})["verdict"] == "reversed"
     assert judged({**c, "lo_cm": None, "hi_cm": None})["verdict"] == "not measurable"
-    assert "Verdict: held." in readme({"vs_mean_pose": {"s2hand": judged({**c, "hi_cm": -0.01})}}, SETUP)
+    few = {**c, "lo_cm": None, "hi_cm": None, "groups": 2}  # no interval: the README is still written
+    for comparisons in ({"s2hand": c, "s2hand_v": {**c, "hi_cm": -0.01, "better": True}}, {"s2hand": judged(few)}):
+        assert readme({"s2hand": _model(1.0), "mean_pose": _model(1.02), "vs_mean_pose": comparisons},
+                      SETUP).startswith("# ")
 
 
-def test_readme_names_the_configuration_and_handles_missing_numbers():
+def test_paper_directions_with_numbers_missing_or_no_paper_row():
     m = {"s2hand": _model(1.0), "s2hand_v": _model(1.0, quat_loss=None), "mean_pose": _model(1.0)}
-    text = readme(m, {**SETUP, "temporal_loss": "smooth", "ts": False})
-    assert "S2HAND(V) (w/ smooth loss)" in text and "n/a" in text
-    assert "could not be checked" in _sentence(text, "Table 9")
-    assert "The paper has no" in _sentence(readme(m, {**SETUP, "temporal_loss": "none"}), "Table 4")
+    setup = {**SETUP, "temporal_loss": "smooth", "ts": False}
+    held = paper_directions(m, setup)
+    assert held["table_9"] == {"flags": {"texture_sd": None, "shape_sd": None},
+                               "verdict": "could not be checked (numbers missing)"}
+    assert held["table_5"]["flags"]["quat_loss"] is None
+    assert paper_directions({"s2hand": _model(1.0)}, SETUP)["table_1_2"]["flags"] == {}  # no S2HAND(V)
+    none = paper_directions(m, {**SETUP, "temporal_loss": "none"})
+    assert none["table_4"] is None and none["table_5"] is None  # the paper has no such row
+    assert readme(m, setup).startswith("# ")
 
 
 def _result(metrics: dict, n: int = 5) -> EvalResult:
@@ -253,14 +253,9 @@ def test_evaluation_on_tiny_data(tiny_eval, tiny_training_data):
     jv = judged["s2hand_v_vs_s2hand"]
     assert jv["pa_mpjpe"]["verdict"] == verdict({"lo": jv["pa_mpjpe"]["lo_cm"], "hi": jv["pa_mpjpe"]["hi_cm"]}, True)
     assert jv["acc_mm_frame2"]["verdict"] == verdict(jv["acc_mm_frame2"], paper_lower=True)
-    assert f"Verdict: {jv['pa_mpjpe']['verdict']}." in (reports / "README.md").read_text()
     assert v["pa_mpjpe"]["diff_cm"] == pytest.approx(m["s2hand_v"]["pa_mpjpe_cm"] - m["s2hand"]["pa_mpjpe_cm"], abs=1e-6)
     assert v["acc_mm_frame2"]["diff"] == pytest.approx(v["acc_mm_frame2"]["s2hand_v"] - v["acc_mm_frame2"]["s2hand"])
-    text = (reports / "README.md").read_text()
-    assert "S2HAND minus the mean-pose baseline, PA-MPJPE frame by frame" in text
-    assert "S2HAND(V) minus S2HAND, ACC" in text
-    for heading in ("Tables 1 and 2", "Table 4", "Table 5", "Table 9", "Fig. 7", "How much 3D"):
-        assert heading in text
+    assert (reports / "README.md").read_text().startswith("# ")  # written from metrics.json and verdicts.json
     # keypoint fits: to ground-truth 2D on every frame, to the detections on the frames with any
     fits = m["keypoint_fit"]
     assert fits["ground_truth_2d"]["frames"] == m["frames"]
@@ -324,8 +319,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
     Lite0 weights (a TensorFlow port: 'same' padding, BatchNorm eps 1e-3, other input statistics,
     none of which its state dict records)."""
     _, _, hand = tiny_training_data(10)
-    params = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": init}},
-                              "render": {"size": 32}})
+    params = tiny_params(train={"model": {"encoder_init": init}})
     torch.manual_seed(0)
     system = S2HandSystem.from_params(params, hand).eval()
     with torch.no_grad():  # move BatchNorm statistics off their init so that eps and stats matter
@@ -341,7 +335,7 @@ def test_model_file_reloads_the_same_network(tiny_training_data, tmp_path, init)
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
     assert info["step"] == 3 and loaded.net.encoder.spec == system.net.encoder.spec
     other = "random" if init == "imagenet" else "imagenet"
-    params2 = validate_params({"train": {**TINY_TRAIN, "model": {**TINY_TRAIN["model"], "encoder_init": other}}})
+    params2 = tiny_params(train={"model": {"encoder_init": other}})
     net2 = S2HandSystem.from_params(params2, hand).net
     with pytest.raises(ValueError, match="encoder_init / encoder_weights changed between stages"):
         load_branch_weights(net2, tmp_path / "m.pt", BRANCH_PREFIXES["3d"])

@@ -20,7 +20,7 @@ from s2hand.model.scores import validation_metrics
 from s2hand.model.system import S2HandSystem
 from s2hand.render import HandRenderer
 from s2hand.train import StagePaths, train_stage
-from tests.test_train import _batch, tiny_params
+from tests.test_train import _batch, train_params
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -70,7 +70,7 @@ def test_renderer_on_cuda_matches_the_cpu(layer, R, faces):
 
 def gpu_params(faces: str = "auto", **runtime) -> Params:
     """test_train's tiny setting on CUDA, one epoch per stage, with the renderer's face selection `faces`."""
-    p = tiny_params(runtime={"device": "cuda", **runtime},
+    p = train_params(runtime={"device": "cuda", **runtime},
                     **{stage: {"epochs": 1} for stage in ("pretrain_2d", "pretrain_3d", "finetune")})
     return p.model_copy(update={"render": p.render.model_copy(update={"face_selection": faces})})
 

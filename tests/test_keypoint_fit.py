@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from s2hand.config import LossWeights
@@ -50,6 +51,7 @@ def test_fit_moves_the_projections_onto_the_keypoints(layer):
     assert err0 > 3.0 and err_fit < 0.3 * err0
 
 
+@pytest.mark.slow  # 300 iterations on 6 hands: ~25 CPU-s (the fast set fits in test_evaluate.py)
 def test_fit_recovers_articulation_better_than_the_start(layer):
     """From exact 2D keypoints the fitted 3D joints are closer (Procrustes-aligned) to the truth
     than the initial mean hand is."""

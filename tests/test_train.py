@@ -2,7 +2,8 @@
 
 A tiny generated dataset (3 sequences of 6 frames at 64 px: 12 train, 6 val frames), simulated
 keypoints, input 64 px, render 32 px, a small random-init network.
-    .venv/bin/python -m pytest -q tests/test_train.py      # ~30 s on 2 cores, DDP (2 gloo processes) included
+    .venv/bin/python -m pytest -q tests/test_train.py            # the fast set
+    .venv/bin/python -m pytest -q -m slow tests/test_train.py    # DDP (2 gloo processes)
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from s2hand.model.system import S2HandSystem
 from s2hand.render import project
 from s2hand.train import StagePaths, TrainingInterrupted, train_stage
 from s2hand.train.batches import epoch_batches
+from tests.conftest import merged, tiny_params
 
 
 @pytest.fixture(scope="session")
@@ -31,19 +33,17 @@ def tiny_data(tiny_training_data):
     return tiny_training_data(6)
 
 
-def tiny_params(**train_overrides) -> Params:
-    stage = {"epochs": 2, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4}
-    train = {
-        "input_size": 64, "min_keypoints": 0, "max_disagreement": 0.0,  # tiny data: every frame
-        "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
-                  "hg_modules": 1, "hg_depth": 2},
-        "augment": {"scale": 0.1, "shift": 0.05, "rotation_deg": 30.0},
-        "runtime": {"device": "cpu", "checkpoint_every": 2, "val_batch_size": 8, "pictures": 2},
-        "pretrain_2d": stage, "pretrain_3d": stage, "finetune": stage,
-    }
-    for k, v in train_overrides.items():
-        train[k] = {**train[k], **v} if isinstance(v, dict) and isinstance(train.get(k), dict) else v
-    return validate_params({"seed": 0, "render": {"size": 32}, "train": train})
+STAGE = {"epochs": 2, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 4}
+TRAIN = {  # merged into tiny_params' train section
+    "augment": {"scale": 0.1, "shift": 0.05, "rotation_deg": 30.0},
+    "runtime": {"device": "cpu", "checkpoint_every": 2, "val_batch_size": 8, "pictures": 2},
+    "pretrain_2d": STAGE, "pretrain_3d": STAGE, "finetune": STAGE,
+}
+
+
+def train_params(**train: object) -> Params:
+    """The tiny params with two-epoch stages on the CPU; `train` merged into the train section."""
+    return tiny_params(train=merged(TRAIN, train))
 
 
 def paths_for(tiny_data, out, stage: str) -> StagePaths:
@@ -128,7 +128,7 @@ def test_epoch_batches_partition_the_epoch_between_processes():
 
 
 def test_training_step_terms_finite_and_gradients_reach_every_part(tiny_data):
-    params = tiny_params()
+    params = train_params()
     torch.manual_seed(0)
     system = S2HandSystem.from_params(params, tiny_data[2])
     system.train()
@@ -164,7 +164,7 @@ def test_training_step_terms_finite_and_gradients_reach_every_part(tiny_data):
 def test_photometric_placement_gradient_follows_loss_photo_placement(tiny_data, mode):
     """detach: E_pixel and E_SSIM leave the hand's scale and translation alone (they still shape
     the pose, rotation and texture); paper: they reach all of them."""
-    params = tiny_params(loss={"photo_placement": mode})
+    params = train_params(loss={"photo_placement": mode})
     torch.manual_seed(0)
     system = S2HandSystem.from_params(params, tiny_data[2])
     system.train()
@@ -185,7 +185,7 @@ def test_photometric_placement_gradient_follows_loss_photo_placement(tiny_data, 
 @pytest.mark.parametrize("stage, expected", [("pretrain_2d", {"2d"}),
                                              ("pretrain_3d", {"loc", "ori", "pixel", "ssim", "beta", "tex", "scale", "joint"})])
 def test_pretraining_stages_use_their_branch_only(tiny_data, stage, expected):
-    params = tiny_params()
+    params = train_params()
     system = S2HandSystem.from_params(params, tiny_data[2])
     terms, _ = system.loss_terms(_batch(tiny_data, params), stage)
     assert set(terms) == expected
@@ -221,12 +221,12 @@ def test_a_bad_frame_is_skipped_and_counted_never_learnt_from(tiny_data, tmp_pat
     assert batch["image"].shape[0] == 2 and int(batch["skipped"]) == 1
     assert torch.equal(batch["index"], torch.tensor([2, 3]))
     assert set(collate_skipping([None, None])) == {"skipped"}
-    s = train_stage(tiny_params(runtime={"max_steps": 3}), "pretrain_2d", paths_for(data, tmp_path / "run", "pretrain_2d"))
+    s = train_stage(train_params(runtime={"max_steps": 3}), "pretrain_2d", paths_for(data, tmp_path / "run", "pretrain_2d"))
     assert s["skipped_frames"] == 1 and s["steps"] == 3
 
 
 def test_resume_after_interruption_equals_uninterrupted_run_and_seed_determines_weights(tiny_data, tmp_path):
-    params = tiny_params()
+    params = train_params()
     # uninterrupted, twice: same seed, same weights
     s1 = train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "a", "pretrain_3d"))
     train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path / "b", "pretrain_3d"))
@@ -265,7 +265,7 @@ def test_weight_average_is_what_validation_and_the_model_file_hold_and_it_resume
     d = 0.75
 
     def run(name: str, steps: int, ema: float, **kw) -> tuple[dict, dict]:
-        params = tiny_params(pretrain_3d={"ema": ema}, runtime={"max_steps": steps, "checkpoint_every": 1})
+        params = train_params(pretrain_3d={"ema": ema}, runtime={"max_steps": steps, "checkpoint_every": 1})
         paths = paths_for(tiny_data, tmp_path / name, "pretrain_3d")
         return train_stage(params, "pretrain_3d", paths, **kw), paths
 
@@ -295,10 +295,10 @@ def test_weight_average_is_what_validation_and_the_model_file_hold_and_it_resume
 
 
 def test_stale_resume_checkpoint_is_ignored(tiny_data, tmp_path):
-    params = tiny_params(runtime={"max_steps": 1})
+    params = train_params(runtime={"max_steps": 1})
     paths = paths_for(tiny_data, tmp_path, "pretrain_2d")
     with pytest.raises(TrainingInterrupted):
-        train_stage(tiny_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
+        train_stage(train_params(), "pretrain_2d", paths, interrupt_at_step=2)  # checkpoint at step 2
     s = train_stage(params, "pretrain_2d", paths)  # other params: starts afresh
     assert not s["resumed"] and s["steps"] == 1 and s["vs_baseline"] == {}  # no 3D output
 
@@ -318,7 +318,7 @@ def test_planted_resume_checkpoint_runs_no_code(tiny_data, tmp_path):
     paths.resume_dir.mkdir(parents=True)
     flag = tmp_path / "pwned"
     torch.save({"fingerprint": "x", "p": _Planted(flag)}, paths.resume_dir / "last.pt")
-    s = train_stage(tiny_params(runtime={"max_steps": 1}), "pretrain_2d", paths)
+    s = train_stage(train_params(runtime={"max_steps": 1}), "pretrain_2d", paths)
     assert not flag.exists() and not s["resumed"] and s["steps"] == 1
 
 
@@ -326,18 +326,18 @@ def test_resume_fingerprint_covers_params_inputs_and_code(tiny_data, monkeypatch
     from s2hand.train.loop import run_fingerprint
 
     files = [tiny_data[0] / "train.npz"]
-    base = run_fingerprint(tiny_params(), "pretrain_3d", 1, files)
-    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files) == base
-    assert run_fingerprint(tiny_params(runtime={"pictures": 1}), "pretrain_3d", 1, files) == base  # logging only
-    assert run_fingerprint(tiny_params(input_size=32), "pretrain_3d", 1, files) != base
-    assert run_fingerprint(tiny_params(), "pretrain_3d", 2, files) != base
-    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files + [tiny_data[1] / "train.json"]) != base
+    base = run_fingerprint(train_params(), "pretrain_3d", 1, files)
+    assert run_fingerprint(train_params(), "pretrain_3d", 1, files) == base
+    assert run_fingerprint(train_params(runtime={"pictures": 1}), "pretrain_3d", 1, files) == base  # logging only
+    assert run_fingerprint(train_params(input_size=32), "pretrain_3d", 1, files) != base
+    assert run_fingerprint(train_params(), "pretrain_3d", 2, files) != base
+    assert run_fingerprint(train_params(), "pretrain_3d", 1, files + [tiny_data[1] / "train.json"]) != base
     monkeypatch.setattr("s2hand.train.loop.code_digest", lambda: "0" * 16)
-    assert run_fingerprint(tiny_params(), "pretrain_3d", 1, files) != base
+    assert run_fingerprint(train_params(), "pretrain_3d", 1, files) != base
 
 
 def test_stages_chain_into_finetune(tiny_data, tmp_path):
-    params = tiny_params(runtime={"max_steps": 2})
+    params = train_params(runtime={"max_steps": 2})
     pre = {stage: train_stage(params, stage, paths_for(tiny_data, tmp_path, stage))
            for stage in ("pretrain_2d", "pretrain_3d")}
     p2d, p3d = (tmp_path / s / "model.pt" for s in ("pretrain_2d", "pretrain_3d"))
@@ -381,10 +381,11 @@ def _ddp_worker(rank: int, world: int, port: int, params: Params, paths: StagePa
             dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes: ~35 s on 2 cores
 def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     import torch.multiprocessing as mp
 
-    params = tiny_params(pretrain_3d={"batch_size": 2}, runtime={"max_steps": 3})
+    params = train_params(pretrain_3d={"batch_size": 2}, runtime={"max_steps": 3})
     paths = paths_for(tiny_data, tmp_path, "pretrain_3d")
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
@@ -396,7 +397,7 @@ def test_ddp_two_cpu_processes(tiny_data, tmp_path):
 
 
 def test_render_params_reach_the_renderer(tiny_data):
-    raw = tiny_params().model_dump()
+    raw = train_params().model_dump()
     raw["render"].update(face_selection="pytorch3d", faces_per_pixel=4)
     system = S2HandSystem.from_params(validate_params(raw), tiny_data[2])
     assert system.renderer.face_selection == "pytorch3d" and system.renderer.faces_per_pixel == 4
@@ -418,10 +419,10 @@ def test_training_rows_apply_the_temporal_filter_to_videos_only():
     table = FrameTable(image=np.array([f"{i}.jpg" for i in range(8)]), K=np.tile(np.eye(3), (8, 1, 1)),
                        seq=np.zeros(8, np.int64), frame=np.arange(8))
     kp = SimpleNamespace(peaks=peaks, conf=conf)
-    params = tiny_params(max_disagreement=0.2).train
+    params = train_params(max_disagreement=0.2).train
     rows = training_rows(table, kp, params)
     assert 5 not in rows and len(rows) >= 5
-    assert training_rows(table, kp, tiny_params(max_disagreement=0.0).train).tolist() == list(range(8))  # off
+    assert training_rows(table, kp, train_params(max_disagreement=0.0).train).tolist() == list(range(8))  # off
     still = FrameTable(image=table.image, K=table.K)  # seq -1: nothing to compare with, all pass
     assert training_rows(still, kp, params).tolist() == list(range(8))
 
@@ -446,7 +447,7 @@ def test_cuda_graph_dispatch_replays_only_matching_training_calls(tiny_data):
     m.eval()
     m(torch.ones(4, 3))
     assert calls == ["graph", "eager", "eager", "eager", "eager"]
-    system = S2HandSystem.from_params(tiny_params(), tiny_data[2])
+    system = S2HandSystem.from_params(train_params(), tiny_data[2])
     with pytest.raises(ValueError, match="CUDA"):
         capture_network(system, 4, 64, "all", channels_last=False)
 
@@ -455,7 +456,7 @@ def test_each_step_logs_every_term_and_a_non_finite_loss_stops_the_stage(tiny_da
     """Per step: train/total, train/lr, train/epoch, each unweighted term and each weighted one, read
     back in one go; the weighted terms sum to the total. A NaN loss stops the stage with the terms."""
     rec = Recorder()
-    params = tiny_params(runtime={"max_steps": 2})
+    params = train_params(runtime={"max_steps": 2})
     train_stage(params, "pretrain_3d", paths_for(tiny_data, tmp_path, "pretrain_3d"), logger=rec)
     m = rec.steps[1]
     terms = {"loc", "ori", "pixel", "ssim", "beta", "tex", "scale", "joint"}
@@ -487,7 +488,7 @@ def test_pseudo_labels_fit_save_load_and_reach_the_training_energy(tiny_data, tm
     from s2hand.train.pseudo_labels import load_pseudo_labels, save_pseudo_labels
 
     data, kp_dir, hand = tiny_data
-    params = tiny_params(pseudo_labels={"weight": 2.0, "iters": 5}, runtime={"max_steps": 2})
+    params = train_params(pseudo_labels={"weight": 2.0, "iters": 5}, runtime={"max_steps": 2})
     table = load_split(data, "train")
     kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
     layer = HandLayer.from_file(hand, params.hand.num_pca_comps)

@@ -15,13 +15,14 @@ import pytest
 import torch
 import yaml
 
-from s2hand.config import Params, validate_params
+from s2hand.config import Params
 from s2hand.data.table import load_split
 from s2hand.detect import load_keypoints
 from s2hand.model.frames import HandFrames
 from s2hand.model.system import S2HandSystem
 from s2hand.train import StagePaths, TrainingInterrupted, train_stage
 from s2hand.train.batches import video_epoch_batches, video_training_frames
+from tests.conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,16 +33,12 @@ def video_data(tiny_training_data):
 
 
 def video_params(video: dict | None = None, **stage) -> Params:
+    """The tiny params with a one-epoch finetune_video of `stage`'s schedule; `video` merged into
+    windows of 3 frames 3 apart, 2 batches an epoch."""
     sched = {"epochs": 1, "lr": 1e-3, "lr_step": 1, "lr_gamma": 0.5, "batch_size": 6, **stage}
-    train = {
-        "input_size": 64, "min_keypoints": 0, "max_disagreement": 0.0,
-        "model": {"encoder": "lite0", "encoder_init": "random", "hg_feats": 16, "hg_stacks": 2,
-                  "hg_modules": 1, "hg_depth": 2},
-        "runtime": {"device": "cpu", "checkpoint_every": 1, "val_batch_size": 16, "pictures": 0},
-        "finetune_video": sched,
-    }
-    v = {"n": 3, "interval": 3, "max_batches": 2, **(video or {})}
-    return validate_params({"seed": 0, "render": {"size": 32}, "train": train, "video": v})
+    runtime = {"device": "cpu", "checkpoint_every": 1, "val_batch_size": 16, "pictures": 0}
+    return tiny_params(train={"runtime": runtime, "finetune_video": sched},
+                       video={"n": 3, "interval": 3, "max_batches": 2, **(video or {})})
 
 
 def _video_batch(video_data, params: Params) -> tuple[dict, list[int]]:

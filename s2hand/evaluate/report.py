@@ -2,12 +2,13 @@
 
     m = metrics_json(results, detector, ground_truth, frames)     # nested dict, numbers only
     write_curves(folder, results, detector, px_thresholds)        # pck_joints.csv, pck_verts.csv, within_2d.csv
+    held = paper_directions(m, setup)                             # which of the paper's directions held here
     text = readme(m, setup)                                       # markdown: tables of the paper's kind
 
 `results` maps a model name ("s2hand", "s2hand_v", "mean_pose") to its s2hand.evaluate.run.EvalResult.
 The README puts the paper's numbers (PAPER_* below, copied from the TPAMI paper's tables) beside
 ours, and for Tables 1/2, 4, 5 and 9 one sentence saying which of the paper's directions held
-here; each sentence is computed from the numbers passed in.
+here (`paper_directions`, computed from the numbers passed in).
 """
 from __future__ import annotations
 
@@ -198,8 +199,41 @@ def _better(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> lis
     return out
 
 
-def table_1_2(m: Mapping) -> list[str]:
+def _paper_row_4(setup: Mapping) -> tuple | None:
+    """Table 4's S2HAND(V) row for this setup's motion loss (and T&S loss); None if the paper has none."""
+    loss, ts = setup.get("temporal_loss", "quaternion"), bool(setup.get("ts", True))
+    return PAPER_TABLE_4.get((loss, ts and loss == "quaternion")) or PAPER_TABLE_4.get((loss, False))
+
+
+def _moved_as_paper(base: Sequence, paper: Sequence, columns: Mapping[str, int], s: Mapping, v: Mapping) -> dict:
+    """{measure: did it move from S2HAND `s` to S2HAND(V) `v` as the paper's column moved from its row
+    `base` to its row `paper`; None where a number is missing}; `columns`: measure -> paper column."""
+    return {k: same_direction(float(base[i]), float(paper[i]), s.get(k), v.get(k)) for k, i in columns.items()}
+
+
+def paper_directions(m: Mapping, setup: Mapping) -> dict[str, dict | None]:
+    """Which of the paper's directions, S2HAND to S2HAND(V), held here: per table ("table_1_2",
+    "table_4", "table_5", "table_9") {"flags": {measure: held? (None: a number is missing)},
+    "verdict": held | did not hold | held on k of n measures | could not be checked (numbers missing)};
+    None where the paper has no row for this setup's video.temporal_loss. The README states these."""
     s, v = m.get("s2hand", {}), m.get("s2hand_v", {})
+    better = _better(v, s)  # Table 2: S2HAND(V) is better on all six
+    paper_5 = PAPER_TABLE_5.get(setup.get("temporal_loss", "quaternion"))
+    paper_4 = _paper_row_4(setup)
+    flags = {
+        "table_1_2": {k: k in better for k in ACCURACY_KEYS} if s and v else {},
+        "table_4": None if paper_4 is None else _moved_as_paper(PAPER_TABLE_4[None], paper_4,
+                                                                {"pa_mpjpe_cm": 2, "pa_mpvpe_cm": 4}, s, v),
+        "table_5": None if paper_5 is None else _moved_as_paper(
+            PAPER_TABLE_5[None], paper_5, {"acc_mm_frame2": 4, "acc_err_mm_frame2": 1, "quat_loss": 5}, s, v),
+        "table_9": _moved_as_paper(PAPER_TABLE_9[None], PAPER_TABLE_9[bool(setup.get("ts", True))],
+                                   {"texture_sd": 1, "shape_sd": 2}, s, v),
+    }
+    return {t: None if f is None else {"flags": f, "verdict": _verdict(list(f.values()))} for t, f in flags.items()}
+
+
+def table_1_2(m: Mapping, held: Mapping) -> list[str]:
+    """The accuracy table, and `held` (paper_directions' table_1_2) as a sentence."""
     lines = ["## 3D accuracy (the kind of Tables 1 and 2)", "",
              "Procrustes-aligned, as the paper reports them (FreiHAND's online evaluation).", "",
              "| method " + ACCURACY_HEADER, "|---" * 7 + "|"]
@@ -207,15 +241,14 @@ def table_1_2(m: Mapping) -> list[str]:
         if name in m:
             lines.append(_accuracy_row(MODEL_LABELS[name], m[name]))
     lines += [_paper_row(r) for r in PAPER_TABLE_1_2]
-    better_v = _better(v, s)
-    flags = [k in better_v for k in ACCURACY_KEYS] if s and v else [None]
+    better_v = [k for k, f in held["flags"].items() if f]
     base = m.get("mean_pose", {})
     vs_base = "; against the mean-pose baseline" + "".join(
         f"{',' if i else ''} {MODEL_LABELS[n]} is better on {len(_better(m[n], base))} of 6"
         for i, n in enumerate(x for x in ("s2hand", "s2hand_v") if x in m)) if base else ""
     lines += ["", f"Paper (HO-3D, Table 2): S2HAND(V) is better than S2HAND on all six measures; here it is "
               f"better on {len(better_v)} of 6 ({', '.join(better_v) or 'none'}), so by the point values alone this "
-              f"direction {_verdict(flags)}{vs_base}. What the frame-by-frame intervals allow is in the verdicts "
+              f"direction {held['verdict']}{vs_base}. What the frame-by-frame intervals allow is in the verdicts "
               "below (held: measurably in the paper's direction; reversed: measurably against it).", ""]
     lines += vs_mean_pose_lines(m)
     lines += video_vs_image_lines(m)
@@ -292,9 +325,10 @@ def _video_label(setup: Mapping) -> str:
     return "S2HAND(V) (" + ", ".join(parts) + ")"
 
 
-def table_4(m: Mapping, setup: Mapping) -> list[str]:
+def table_4(m: Mapping, setup: Mapping, held: Mapping | None) -> list[str]:
+    """The accuracy table with the motion constraint, and `held` (paper_directions' table_4) as a sentence."""
     s, v = m.get("s2hand", {}), m.get("s2hand_v", {})
-    loss, ts = setup.get("temporal_loss", "quaternion"), bool(setup.get("ts", True))
+    loss = setup.get("temporal_loss", "quaternion")
     lines = ["## Accuracy with the motion constraint (the kind of Table 4)", "",
              "| method " + ACCURACY_HEADER, "|---" * 7 + "|"]
     if s:
@@ -302,25 +336,22 @@ def table_4(m: Mapping, setup: Mapping) -> list[str]:
     if v:
         lines.append(_accuracy_row(_video_label(setup), v))
     lines += [_paper_row(r) for r in PAPER_TABLE_4.values()]
-    key = (loss, ts and loss == "quaternion")
-    paper = PAPER_TABLE_4.get(key) or PAPER_TABLE_4.get((loss, False))
-    base = PAPER_TABLE_4[None]
+    paper, base = _paper_row_4(setup), PAPER_TABLE_4[None]
     if paper is None:
         sentence = (f"The paper has no S2HAND(V) row with video.temporal_loss = {loss}; here MPJPE changed by "
                     f"{_pct(relative_change(s.get('pa_mpjpe_cm'), v.get('pa_mpjpe_cm')))} % and MPVPE by "
                     f"{_pct(relative_change(s.get('pa_mpvpe_cm'), v.get('pa_mpvpe_cm')))} % against S2HAND.")
     else:
-        flags = [same_direction(float(base[2]), float(paper[2]), s.get("pa_mpjpe_cm"), v.get("pa_mpjpe_cm")),
-                 same_direction(float(base[4]), float(paper[4]), s.get("pa_mpvpe_cm"), v.get("pa_mpvpe_cm"))]
         sentence = (f"Paper: {paper[0]} changed MPJPE by {relative_change(float(base[2]), float(paper[2])):+.1f} % and MPVPE by "
                     f"{relative_change(float(base[4]), float(paper[4])):+.1f} % against S2HAND; here by "
                     f"{_pct(relative_change(s.get('pa_mpjpe_cm'), v.get('pa_mpjpe_cm')))} % and "
                     f"{_pct(relative_change(s.get('pa_mpvpe_cm'), v.get('pa_mpvpe_cm')))} %, so the direction "
-                    f"{_verdict(flags)}.")
+                    f"{held['verdict']}.")
     return lines + ["", sentence, ""]
 
 
-def table_5(m: Mapping, setup: Mapping) -> list[str]:
+def table_5(m: Mapping, setup: Mapping, held: Mapping | None) -> list[str]:
+    """The smoothness table, and `held` (paper_directions' table_5) as a sentence."""
     s, v = m.get("s2hand", {}), m.get("s2hand_v", {})
     loss = setup.get("temporal_loss", "quaternion")
     lines = ["## Smoothness (the kind of Table 5)", "",
@@ -348,9 +379,6 @@ def table_5(m: Mapping, setup: Mapping) -> list[str]:
                                  _moved("ACC-ERR (mm/frame²)", s.get("acc_err_mm_frame2"), v.get("acc_err_mm_frame2"), 2),
                                  _moved("the quaternion loss", s.get("quat_loss"), v.get("quat_loss"), 4)]) + ".")
     else:
-        flags = [same_direction(float(base[4]), float(paper[4]), s.get("acc_mm_frame2"), v.get("acc_mm_frame2")),
-                 same_direction(float(base[1]), float(paper[1]), s.get("acc_err_mm_frame2"), v.get("acc_err_mm_frame2")),
-                 same_direction(float(base[5]), float(paper[5]), s.get("quat_loss"), v.get("quat_loss"))]
         sentence = (f"Paper, from S2HAND to {paper[0]}: "
                     + ", ".join([_moved("test ACC", float(base[4]), float(paper[4]), 2),
                                  _moved("train ACC-ERR", float(base[1]), float(paper[1]), 2),
@@ -359,11 +387,12 @@ def table_5(m: Mapping, setup: Mapping) -> list[str]:
                     + ", ".join([_moved("ACC", s.get("acc_mm_frame2"), v.get("acc_mm_frame2"), 2),
                                  _moved("ACC-ERR", s.get("acc_err_mm_frame2"), v.get("acc_err_mm_frame2"), 2),
                                  _moved("the quaternion loss", s.get("quat_loss"), v.get("quat_loss"), 4)])
-                    + f" (mm/frame²), so the direction {_verdict(flags)}.")
+                    + f" (mm/frame²), so the direction {held['verdict']}.")
     return lines + ["", sentence, ""]
 
 
-def table_9(m: Mapping, setup: Mapping) -> list[str]:
+def table_9(m: Mapping, setup: Mapping, held: Mapping) -> list[str]:
+    """The appearance-consistency table, and `held` (paper_directions' table_9) as a sentence."""
     s, v = m.get("s2hand", {}), m.get("s2hand_v", {})
     ts = bool(setup.get("ts", True))
     lines = ["## Appearance consistency (the kind of Table 9)", "",
@@ -375,14 +404,12 @@ def table_9(m: Mapping, setup: Mapping) -> list[str]:
     if v:
         lines.append(f"| {_video_label(setup)} | {_fmt(v.get('texture_sd'), 4)} | {_fmt(v.get('shape_sd'), 4)} |")
     lines += [f"| *paper: {r[0]}* | *{r[1]}* | *{r[2]}* |" for r in PAPER_TABLE_9.values()]
-    paper, base = PAPER_TABLE_9[ts], PAPER_TABLE_9[None]
-    flags = [same_direction(float(base[1]), float(paper[1]), s.get("texture_sd"), v.get("texture_sd")),
-             same_direction(float(base[2]), float(paper[2]), s.get("shape_sd"), v.get("shape_sd"))]
+    paper = PAPER_TABLE_9[ts]
     word = "lowered" if ts else "raised"
     sentence = (f"Paper: {paper[0]} {word} both S.D.s against S2HAND; here "
                 + ", ".join([_moved("texture S.D.", s.get("texture_sd"), v.get("texture_sd"), 4),
                              _moved("shape S.D.", s.get("shape_sd"), v.get("shape_sd"), 4)])
-                + f", so the direction {_verdict(flags)}.")
+                + f", so the direction {held['verdict']}.")
     return lines + ["", sentence, ""]
 
 
@@ -489,8 +516,9 @@ def readme(m: Mapping, setup: Mapping) -> str:
              "middle-finger MCP (uses ground truth the models never see; docs/training.md)",
              "- paper numbers (*italic*) are the paper's own, on FreiHAND / HO-3D with real MANO; they are for "
              "reference, not a like-for-like comparison with other data", ""]
-    lines += (table_1_2(m) + table_4(m, setup) + table_5(m, setup) + table_9(m, setup) + table_2d(m)
-              + table_keypoint_fit(m) + table_articulation(m))
+    held = paper_directions(m, setup)
+    lines += (table_1_2(m, held["table_1_2"]) + table_4(m, setup, held["table_4"]) + table_5(m, setup, held["table_5"])
+              + table_9(m, setup, held["table_9"]) + table_2d(m) + table_keypoint_fit(m) + table_articulation(m))
     lines += ["## Figures", "", "PCK of joints and vertices (aligned) and the fraction of frames within a 2D "
               "distance: `evaluate/pck.png` (data: `evaluate/*.csv`, `dvc plots show`).", "",
               "![PCK curves](evaluate/pck.png)", "",

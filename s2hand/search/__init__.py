@@ -7,7 +7,8 @@
 plan.py (what is searched), runner.py (running it; the objective's contract), store.py (the
 resumable trial log), report.py (tables, selected_weights.yaml, the apply command).
 """
-from s2hand.search.plan import GROUPS, PHASE1_ORDER, GridSearchParams, SearchPlan, build_plan
+from s2hand.config import GridSearchParams
+from s2hand.search.plan import GROUPS, PHASE1_ORDER, SearchPlan, build_plan
 from s2hand.search.report import apply_command, render_report, write_selected_weights
 from s2hand.search.runner import (
     MissingTrial,

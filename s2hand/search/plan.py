@@ -28,7 +28,8 @@ phi_loc). Varying geo in phase 2 moves phi_loc and phi_ori together (phi_ori = g
 the paper's flat E_loc grid moves phi_loc alone: same search space, other coordinates.
 
 Usage:
-    from s2hand.search.plan import GridSearchParams, build_plan
+    from s2hand.config import GridSearchParams    # the grid_search section's schema
+    from s2hand.search.plan import build_plan
     plan = build_plan(GridSearchParams(profile="full", variant="s2hand_v"))
     plan.phase2_runs  # 111
 """
@@ -38,14 +39,9 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-WEIGHT_NAMES: tuple[str, ...] = (
-    "branch3d", "branch2d", "cons", "geo", "photo", "regu", "ori", "ssim", "tex", "scale", "joint", "quat", "ts",
-)
-TEMPORAL = ("quat", "ts")  # S2HAND(V) only; 0 in S2HAND searches
+# the grid_search section's schema and the vocabulary it checks against live in s2hand.config
+from s2hand.config import ANCHOR, TEMPORAL, WEIGHT_NAMES, GridSearchParams, searched_weights
 
 # sub-loss -> the weights whose product is its effective (flat) weight phi
 SUBLOSSES: dict[str, tuple[str, ...]] = {
@@ -67,14 +63,12 @@ DETERMINES: dict[str, str] = {
     "geo": "loc", "ori": "ori", "photo": "pixel", "ssim": "ssim", "regu": "beta", "tex": "tex",
     "scale": "scale", "joint": "joint", "branch2d": "2d", "cons": "cons", "quat": "quat", "ts": "ts",
 }
-PARENT: dict[str, str] = {"ori": "geo", "ssim": "photo", "tex": "regu", "scale": "regu", "joint": "regu"}
 # weights that scale the whole loss together (branch3d kept): `rescale` multiplies these
 SCALE_WEIGHTS = ("geo", "photo", "regu", "branch2d", "cons", "quat", "ts")
-ANCHOR = "geo"  # the location weight, fixed in phase 1
 
 # method.md s7: ori, then the regularisers, the 2D and consistency weights, photometric
 PHASE1_ORDER: tuple[str, ...] = ("ori", "regu", "tex", "scale", "joint", "branch2d", "cons", "photo", "ssim", "quat", "ts")
-# supplementary s1.1, in the order the paper lists them
+# supplementary s1.1, in the order the paper lists them (config.GroupName: the same names, same order)
 GROUPS: dict[str, tuple[str, ...]] = {
     "loc": ("geo",),
     "regu": ("regu", "tex", "scale", "joint"),
@@ -85,87 +79,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "ts": ("ts",),
 }
 
-WeightName = Literal[
-    "branch3d", "branch2d", "cons", "geo", "photo", "regu", "ori", "ssim", "tex", "scale", "joint", "quat", "ts"
-]
-GroupName = Literal["loc", "regu", "ori", "2d_cons", "photo", "quat", "ts"]
-
 # the reduced profile (fits a small budget); phase 1: 1 + 3 per weight, phase 2: 3^len(group) per group
 REDUCED = {
     "s2hand": {"phase1": ("ori", "photo"), "groups": ("ori", "photo"), "sensitivity": ("ori", "photo", "joint")},
     "s2hand_v": {"phase1": ("ori", "photo", "quat", "ts"), "groups": ("photo", "quat"), "sensitivity": ("photo", "quat", "ts")},
 }
-
-
-class GridSearchParams(BaseModel):
-    """`grid_search:` section of params.yaml. Fields left null take the profile's value (`build_plan`).
-
-    profile reduced (default): phase 1 over REDUCED[variant] with 1 x10 step each side, phase 2
-    on 2 groups, sensitivity on 3 weights (26 trials S2HAND, 29 S2HAND(V)). profile full: every
-    weight, 4 steps each side at most, all groups (105 / 111 phase-2 runs), sensitivity on all
-    searched weights but the anchor (as Table 10).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)  # as config.Section
-
-    profile: Literal["reduced", "full"] = "reduced"
-    variant: Literal["s2hand", "s2hand_v"] = "s2hand"
-    phase1_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # in this order (a parent before its children); null: the profile's
-    phase1_steps: int | None = Field(None, ge=1, le=8)  # x10 steps each side at most; null: 1 / 4
-    # keep stepping while accuracy AND fixed loss sum improve (method.md s7), or EITHER (the
-    # supplementary's "until the sum no longer decreases and the performance no longer improves")
-    phase1_rule: Literal["either", "both"] = "either"
-    phase2_groups: tuple[GroupName, ...] | None = Field(None, strict=False)  # in GROUPS order; null: the profile's
-    factors: tuple[float, ...] = Field((0.5, 1.0, 2.0), min_length=1, max_length=9, strict=False)
-    sensitivity_weights: tuple[WeightName, ...] | None = Field(None, strict=False)  # null: the profile's
-    sensitivity_factors: tuple[float, ...] = Field((0.5, 2.0), min_length=1, max_length=6, strict=False)
-    anchor: float = Field(1.0, gt=0)  # geo during the search (the paper's phi_loc = 1)
-    output_geo: float | None = Field(0.001, gt=0)  # geo in selected_weights.yaml (rescaled); null: as searched
-    # the overfit protocol, read by the objective (objective.py; supplementary: 30 samples, 10
-    # epochs, Adam 1e-3, batch 10, at the training resolution). Defaults: the CPU budget.
-    subset_size: int = Field(30, ge=2)  # train frames (s2hand_v: // video.n windows)
-    epochs: int = Field(4, ge=1)  # supplementary: 10
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(10, ge=2)  # frames (s2hand_v: // video.n windows)
-    input_size: int = Field(64, ge=32, le=1024)  # network input px during the search (multiple of 4)
-    render_size: int = Field(32, ge=16, le=1024)  # differentiable render px during the search
-    workers: int = Field(2, ge=1, le=256)  # CPU processes (1: serial, in-process)
-    threads: int = Field(0, ge=0, le=256)  # torch threads per worker; 0: CPU cores // workers
-    gpus: tuple[int, ...] = Field((), strict=False)  # GPU ids: one worker per GPU (CUDA_VISIBLE_DEVICES), overrides workers
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "GridSearchParams":
-        allowed = searched_weights(self.variant)
-        for field in ("phase1_weights", "sensitivity_weights"):
-            for w in getattr(self, field) or ():
-                if w not in allowed:
-                    raise ValueError(f"{field}: {w!r} is not searched for {self.variant} (searched: {allowed})")
-        p1 = self.phase1_weights or ()
-        if ANCHOR in p1:
-            raise ValueError("phase1_weights: geo is the anchor (fixed), it cannot be in phase 1")
-        if len(set(p1)) != len(p1):
-            raise ValueError("phase1_weights: must be distinct")
-        for w in p1:  # a child needs its parent determined first (or preset: not in phase 1)
-            parent = PARENT.get(w)
-            if parent in p1 and p1.index(parent) > p1.index(w):
-                raise ValueError(f"phase1_weights: {w} needs its parent {parent} before it")
-        groups = self.phase2_groups or ()
-        order = list(GROUPS)
-        if list(groups) != sorted(groups, key=order.index) or len(set(groups)) != len(groups):
-            raise ValueError(f"phase2_groups: must be distinct and in the order {order}")
-        if self.variant == "s2hand" and set(groups) & set(TEMPORAL):
-            raise ValueError("phase2_groups: quat/ts groups exist only for variant s2hand_v")
-        if any(f <= 0 for f in self.factors + self.sensitivity_factors):
-            raise ValueError("factors and sensitivity_factors must be > 0")
-        if self.input_size % 4:
-            raise ValueError(f"input_size must be a multiple of 4, got {self.input_size}")
-        return self
-
-
-def searched_weights(variant: str) -> tuple[str, ...]:
-    """The weights a search may change: all but branch3d (and quat, ts for S2HAND)."""
-    drop = {"branch3d"} | (set(TEMPORAL) if variant == "s2hand" else set())
-    return tuple(w for w in WEIGHT_NAMES if w not in drop)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from s2hand.config import LossWeights
 from s2hand.io import atomic_file
 from s2hand.search.plan import SUBLOSSES, WEIGHT_NAMES, effective_weights, weighted_losses
 from s2hand.search.runner import SearchResult, StepResult
@@ -194,8 +195,6 @@ def render_report(result: SearchResult) -> str:
 def chosen_weights(result: SearchResult) -> dict[str, float]:
     """What the stage writes as selected: the search's weights when the selection is informative
     (selection_check), else the paper's (LossWeights' defaults), with the same keys."""
-    from s2hand.config import LossWeights  # here: s2hand.config imports s2hand.search.plan
-
     out = result.output_weights()
     if selection_check(result)["informative"]:
         return out
