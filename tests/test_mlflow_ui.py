@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file() or shutil.
 # MODE "stubborn": the server and its worker ignore SIGTERM (SIG_IGN is inherited through exec).
 FAKE_SERVER = """\
 import os, shutil, signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a server in a terminal (a background job inherits SIG_IGN)
 if sys.argv[2] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 worker = subprocess.Popen([shutil.which("sleep"), "60"])
