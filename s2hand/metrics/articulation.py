@@ -45,7 +45,7 @@ def _summary(pred: np.ndarray, gt: np.ndarray, quantile: float) -> tuple[float, 
              "open": {"gt": float(gt[opened].mean()), "pred": float(pred[opened].mean())}}
     gt_gap = parts["open"]["gt"] - parts["closed"]["gt"]
     gap = (parts["open"]["pred"] - parts["closed"]["pred"]) / gt_gap if gt_gap > 0 else float("nan")
-    r = float(np.corrcoef(pred, gt)[0, 1]) if pred.std() > 0 and gt.std() > 0 else 0.0
+    r = float(np.corrcoef(pred, gt)[0, 1]) if pred.std() > 1e-9 and gt.std() > 1e-9 else 0.0  # a constant hand: 0
     return r, float(gap), parts
 
 
