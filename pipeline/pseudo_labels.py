@@ -6,7 +6,8 @@ s2hand.evaluate.keypoint_fit.fit_codes (the keypoint energy training uses, the k
 which the stages that train the 3D branch distil with weight `train.pseudo_labels.weight`
 (s2hand/losses/pseudo.py). Only the detections are read for the fit. reports/pseudo_labels.json
 says how good the labels are: PA-MPJPE of the fitted hands against the ground truth on those
-frames, beside the mean pose's, with the 95 % sequence-bootstrap interval of the difference
+frames, beside the mean pose's, with the 95 % sequence-bootstrap interval of the difference, and
+whether they open and close as the hands do (finger straightness, s2hand/metrics/articulation.py)
 (evaluation only; the ground truth never reaches the labels). With weight 0 (the paper) nothing
 is fitted and the file holds no frame.
 
@@ -28,6 +29,7 @@ from s2hand.evaluate.keypoint_fit import decode, fit_codes
 from s2hand.hand.convention import load_offsets
 from s2hand.hand.layer import HandLayer
 from s2hand.io import atomic_dir, write_json
+from s2hand.metrics.articulation import articulation_agreement, straightness
 from s2hand.metrics.compare import per_frame_pa_mpjpe
 from s2hand.model.baseline import baseline_comparison, has_mean_pose_baseline, mean_pose_predictions
 from s2hand.model.frames import training_rows
@@ -71,6 +73,8 @@ def main() -> None:
         report["fit_pa_mpjpe_cm"] = round(100 * float(per_frame_pa_mpjpe(joints, kept.joints3d).mean()), 4)
         report["mean_pose_pa_mpjpe_cm"] = round(100 * float(per_frame_pa_mpjpe(base, kept.joints3d).mean()), 4)
         report["fit_vs_mean_pose"] = baseline_comparison(joints, base, kept)
+        # do the labels open and close as the hands do? (the ceiling of what the network can distil)
+        report["articulation"] = articulation_agreement(straightness(joints), straightness(kept.joints3d), kept.seq)
         log.info("labels: PA-MPJPE %.3f cm on those frames, mean pose %.3f", report["fit_pa_mpjpe_cm"],
                  report["mean_pose_pa_mpjpe_cm"])
     with atomic_dir(PSEUDO_LABELS.parent) as tmp:
