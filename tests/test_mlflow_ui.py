@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file() or shutil.
 # MODE "stubborn": the server and its worker ignore SIGTERM (SIG_IGN is inherited through exec).
 FAKE_SERVER = """\
 import os, shutil, signal, subprocess, sys, time
-signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a server in a terminal (a background job inherits SIG_IGN)
+for s in (signal.SIGINT, signal.SIGHUP):  # as in a terminal: a background job starts with SIGINT ignored,
+    signal.signal(s, signal.SIG_DFL)       # one under nohup with SIGHUP ignored
 if sys.argv[2] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 worker = subprocess.Popen([shutil.which("sleep"), "60"])
