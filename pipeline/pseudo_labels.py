@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, PSEUDO_LABELS, stage_params
-from s2hand.data.table import load_meta, load_split
+from s2hand.data.table import FrameTable, load_meta, load_split
 from s2hand.detect import load_keypoints
 from s2hand.evaluate.keypoint_fit import decode, fit_codes
 from s2hand.hand.convention import load_offsets
@@ -33,7 +33,7 @@ from s2hand.metrics.articulation import articulation_agreement, straightness
 from s2hand.metrics.compare import per_frame_pa_mpjpe
 from s2hand.model.baseline import baseline_comparison, has_mean_pose_baseline, mean_pose_predictions
 from s2hand.model.frames import training_rows
-from s2hand.train.pseudo_labels import save_pseudo_labels
+from s2hand.train.pseudo_labels import propagate_labels, save_pseudo_labels
 
 REPORT = Path("reports/pseudo_labels.json")
 log = logging.getLogger("pseudo_labels")
@@ -66,20 +66,38 @@ def main() -> None:
               "seconds": round(seconds, 1)}
     kept = table.subset(rows)
     if has_mean_pose_baseline(table, kept):  # how good the labels are (ground truth for the report only)
-        with torch.no_grad():
-            joints = decode(layer, {k: torch.as_tensor(v) for k, v in codes.items()},
-                            torch.as_tensor(kept.K, dtype=torch.float32))[0].numpy()
-        base = mean_pose_predictions(layer, table, kept)["joints"]
-        report["fit_pa_mpjpe_cm"] = round(100 * float(per_frame_pa_mpjpe(joints, kept.joints3d).mean()), 4)
-        report["mean_pose_pa_mpjpe_cm"] = round(100 * float(per_frame_pa_mpjpe(base, kept.joints3d).mean()), 4)
-        report["fit_vs_mean_pose"] = baseline_comparison(joints, base, kept)
-        # do the labels open and close as the hands do? (the ceiling of what the network can distil)
-        report["articulation"] = articulation_agreement(straightness(joints), straightness(kept.joints3d), kept.seq)
+        report.update(label_quality(layer, table, kept, codes))
         log.info("labels: PA-MPJPE %.3f cm on those frames, mean pose %.3f", report["fit_pa_mpjpe_cm"],
                  report["mean_pose_pa_mpjpe_cm"])
+        if pl.propagate > 0:  # the frames that training lends a neighbour's fit (s2hand.train.pseudo_labels)
+            fitted = np.zeros(len(table), bool)
+            fitted[rows] = True
+            where = np.full(len(table), -1)
+            where[rows] = np.arange(len(rows))
+            _, source = propagate_labels({"pseudo_mask": fitted}, table.seq, table.frame, table.cut, pl.propagate)
+            lent = np.flatnonzero((source >= 0) & ~fitted)
+            report["propagated"] = {"frames": int(len(lent)), "radius": pl.propagate}
+            if len(lent) >= 8:
+                report["propagated"].update(label_quality(layer, table, table.subset(lent),
+                                                          {k: v[where[source[lent]]] for k, v in codes.items()}))
     with atomic_dir(PSEUDO_LABELS.parent) as tmp:
         save_pseudo_labels(tmp / PSEUDO_LABELS.name, table.image[rows], codes)
     write_json(REPORT, report)
+
+
+def label_quality(layer: HandLayer, train: FrameTable, frames: FrameTable, codes: dict[str, np.ndarray]) -> dict:
+    """How good the fitted codes (one per row of `frames`) are as labels of those frames: PA-MPJPE
+    against the ground truth beside the mean pose's, the 95 % sequence-bootstrap interval of the
+    difference, and whether they open and close as the hands do (the ceiling of what the network
+    can distil)."""
+    with torch.no_grad():
+        joints = decode(layer, {k: torch.as_tensor(v) for k, v in codes.items()},
+                        torch.as_tensor(frames.K, dtype=torch.float32))[0].numpy()
+    base = mean_pose_predictions(layer, train, frames)["joints"]
+    return {"fit_pa_mpjpe_cm": round(100 * float(per_frame_pa_mpjpe(joints, frames.joints3d).mean()), 4),
+            "mean_pose_pa_mpjpe_cm": round(100 * float(per_frame_pa_mpjpe(base, frames.joints3d).mean()), 4),
+            "fit_vs_mean_pose": baseline_comparison(joints, base, frames),
+            "articulation": articulation_agreement(straightness(joints), straightness(frames.joints3d), frames.seq)}
 
 
 if __name__ == "__main__":

@@ -261,6 +261,8 @@ class PseudoLabelParams(Section):
     shape_weight: float = Field(0.1, ge=0)  # the shape part of E_pseudo, relative to the pose part
     iters: int = Field(100, ge=1, le=100000)  # Adam steps of each frame's fit
     lr: float = Field(0.05, gt=0)  # Adam learning rate of the fits
+    propagate: int = Field(0, ge=0, le=100)  # frames: unfitted frames this close to a fitted one (same shot)
+    # are trained on with its fit and without their own detection (s2hand.train.pseudo_labels.propagate_labels)
 
 
 class TrainParams(Section):

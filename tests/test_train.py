@@ -513,3 +513,56 @@ def test_pseudo_labels_fit_save_load_and_reach_the_training_energy(tiny_data, tm
     m = rec.steps[1]
     assert m["train/pseudo"] > 0 and m["train/weighted_pseudo"] == pytest.approx(2.0 * m["train/pseudo"], rel=1e-5)
 
+
+
+def test_propagate_labels_lends_the_nearest_fit_of_the_same_shot_only():
+    """A frame without a fit takes the nearest fitted frame's code within the radius (ties: the
+    earlier frame), never across a cut, another sequence or from a still image; the input is not
+    modified; radius 0 changes nothing."""
+    from s2hand.train.pseudo_labels import propagate_labels
+
+    #            seq 0, a cut before frame 6                   seq 1          still images
+    seq = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, -1, -1])
+    frame = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1])
+    cut = np.zeros(14, bool)
+    cut[6] = True
+    fitted = np.array([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0], bool)
+    pose = np.where(fitted[:, None], np.arange(14.0)[:, None], 0.0) * np.ones((1, 3))
+    t = {"pseudo_mask": fitted, "pseudo_pose": pose, "pseudo_shape": pose[:, :1] * np.ones((1, 10))}
+    before = {k: v.copy() for k, v in t.items()}
+    out, source = propagate_labels(t, seq, frame, cut, radius=2)
+    #                          0  1  2  3  4  5   6   7   8   9  10  11  12  13
+    assert source.tolist() == [2, 2, 2, 2, 4, 4, -1, -1, -1, -1, -1, -1, 12, -1]  # 3: tie 2/4 -> 2
+    assert out["pseudo_mask"].tolist() == (source >= 0).tolist()
+    np.testing.assert_array_equal(out["pseudo_pose"][source >= 0, 0], source[source >= 0])
+    np.testing.assert_array_equal(out["pseudo_shape"][5], np.full(10, 4.0))
+    for k, v in before.items():
+        np.testing.assert_array_equal(t[k], v)
+    same, src0 = propagate_labels(t, seq, frame, cut, radius=0)
+    assert same["pseudo_mask"].tolist() == fitted.tolist() and src0.tolist() == np.where(fitted, np.arange(14), -1).tolist()
+    with pytest.raises(ValueError, match="radius"):
+        propagate_labels(t, seq, frame, cut, radius=-1)
+
+
+def test_lent_labels_join_the_training_rows_without_their_detections(tiny_data, tmp_path):
+    """train.pseudo_labels.propagate: the frames that borrow a fit are trained on, with that fit as
+    target and their own detection removed (confidence 0), the fitted frames keep theirs."""
+    from s2hand.train.loop import _lend_labels
+    from s2hand.train.pseudo_labels import load_pseudo_labels, save_pseudo_labels
+
+    data, kp_dir, _ = tiny_data
+    table = load_split(data, "train")
+    kp = load_keypoints(kp_dir / "train.json").reorder(table.image)
+    rows = np.arange(0, len(table), 3)
+    codes = {"pose": np.random.default_rng(0).normal(size=(len(rows), 6)), "shape": np.zeros((len(rows), 10))}
+    save_pseudo_labels(tmp_path / "p.npz", table.image[rows], codes)
+    targets = load_pseudo_labels(tmp_path / "p.npz", table, 6)
+    new_rows, new_kp = _lend_labels(targets, table, kp, rows, 1, "pretrain_3d")
+    borrowed = np.setdiff1d(new_rows, rows)
+    assert len(borrowed) > 0 and set(rows) <= set(new_rows)
+    assert targets["pseudo_mask"][new_rows].all()
+    assert not new_kp.conf[borrowed].any()
+    np.testing.assert_array_equal(new_kp.conf[rows], kp.conf[rows])
+    for i in borrowed:  # the fit of a neighbour one frame away in the same sequence
+        near = [j for j in rows if table.seq[j] == table.seq[i] and abs(int(table.frame[j]) - int(table.frame[i])) == 1]
+        assert any(np.allclose(targets["pseudo_pose"][i], targets["pseudo_pose"][j]) for j in near)

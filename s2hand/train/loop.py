@@ -91,7 +91,7 @@ from s2hand.model.system import STAGE_ENERGY, STAGES, S2HandSystem, Stage, Stage
 from .batches import collate_skipping, epoch_batches, video_epoch_batches, video_training_frames
 from .graphs import capture_network
 from .pictures import picture_grid, save_png
-from .pseudo_labels import load_pseudo_labels
+from .pseudo_labels import load_pseudo_labels, propagate_labels
 
 log = logging.getLogger("s2hand.train")
 BRANCH_PREFIXES = {"2d": ("hourglass.",), "3d": ("encoder.", "geometry.", "texture_light.")}
@@ -427,8 +427,10 @@ def build_data(params: Params, stage: Stage, paths: StagePaths, proc: Process) -
     tp = params.train
     train_table, train_kp, baseline_table, files = _train_frames(params, stage, paths)
     rows = training_rows(train_table, train_kp, tp)
-    plan = _batch_plan(params, stage, train_table, rows, proc)
     targets, target_files = _pseudo_targets(params, stage, paths, train_table, rows)
+    if targets is not None and tp.pseudo_labels.propagate > 0:
+        rows, train_kp = _lend_labels(targets, train_table, train_kp, rows, tp.pseudo_labels.propagate, stage)
+    plan = _batch_plan(params, stage, train_table, rows, proc)
     train_ds = HandFrames(train_table, paths.dataset, train_kp, tp.input_size, tp.augment, params.seed, targets,
                           skip_bad=True)
     val_ds, val_joints2d = _val_frames(params, paths)
@@ -487,6 +489,21 @@ def _pseudo_targets(params: Params, stage: Stage, paths: StagePaths, table: Fram
     log.info("%s: pseudo labels for %d of %d train frames (%d kept by the filters)", stage,
              int(targets["pseudo_mask"].sum()), len(table), int(targets["pseudo_mask"][rows].sum()))
     return targets, [paths.pseudo_labels]
+
+
+def _lend_labels(targets: dict[str, np.ndarray], table: FrameTable, kp: Keypoints, rows: np.ndarray, radius: int,
+                 stage: Stage) -> tuple[np.ndarray, Keypoints]:
+    """train.pseudo_labels.propagate: targets updated in place with the lent fits
+    (s2hand.train.pseudo_labels.propagate_labels) -> (rows plus the frames that got one, the
+    keypoints with those frames' detections removed: only E_pseudo and the image terms see them)."""
+    lent, source = propagate_labels(targets, table.seq, table.frame, table.cut, radius)
+    borrowed = np.flatnonzero((source >= 0) & (source != np.arange(len(source))))
+    targets.update(lent)
+    conf = kp.conf.copy()
+    conf[borrowed] = 0.0
+    log.info("%s: %d more frames trained on with a neighbour's fit (train.pseudo_labels.propagate %d)",
+             stage, len(borrowed), radius)
+    return np.union1d(rows, borrowed), Keypoints(kp.peaks, conf, kp.names, list(kp.failures))
 
 
 def _val_frames(params: Params, paths: StagePaths) -> tuple[HandFrames, np.ndarray | None]:
