@@ -143,9 +143,9 @@ class FilterParams(Section):
     min_video_frames: int = Field(1, ge=1)
     # cuts from the images: the mean change of a thumb_size x thumb_size colour thumbnail (0-1) from the
     # previous frame above image_change and above image_ratio x the median change of the motion_window pairs on
-    # either side (camera motion); image_change null: cuts by the keypoint rules alone (which also fire on the
-    # detector's multi-frame glitches)
-    image_change: float | None = Field(0.042, gt=0, le=1)
+    # either side (camera motion); image_change null (the paper: cuts are keypoint jumps): cuts by the keypoint
+    # rules alone (which also fire on the detector's multi-frame glitches)
+    image_change: float | None = Field(None, gt=0, le=1)
     image_ratio: float | None = Field(3.0, gt=1)
     thumb_size: int = Field(4, ge=1, le=64)
     cut_tolerance: int = Field(1, ge=0)  # frames, when scoring detected cuts against known ones
