@@ -68,8 +68,9 @@ class SyntheticParams(Section):
     occluder_prob: float = Field(0.3, ge=0, le=1)  # fraction of sequences with a held object
     grasp_prob: float = Field(0.15, ge=0, le=1)  # share of finger keyframes that are grasps (else relaxed)
     gesture_prob: float = Field(0.5, ge=0, le=1)  # share of finger keyframes that are gestures (point, peace, ...)
-    wild_sequences: int = Field(6, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
+    wild_sequences: int = Field(20, ge=0, le=100000)  # YT-3D stand-in: edited videos with cuts
     wild_frames: int = Field(60, ge=16, le=10000)
+    wild_max_shots: int = Field(6, ge=2, le=100)  # 2 to this many shots (of >= 8 frames) per wild sequence
     photo_backgrounds: bool = True  # scikit-image's sample photographs; else procedural
     supersample: int = Field(2, ge=1, le=4)  # anti-aliasing factor of the data renderer
     forearm: bool = True  # draw a forearm out of the wrist opening (not part of the hand model or its mask)
@@ -140,6 +141,13 @@ class FilterParams(Section):
     motion_window: int = Field(10, ge=1)
     min_stretch: int = Field(8, ge=1)  # shorter stretches are dropped
     min_video_frames: int = Field(1, ge=1)
+    # cuts from the images: the mean change of a thumb_size x thumb_size colour thumbnail (0-1) from the
+    # previous frame above image_change and above image_ratio x the median change of the motion_window pairs on
+    # either side (camera motion); image_change null (the paper: cuts are keypoint jumps): cuts by the keypoint
+    # rules alone (which also fire on the detector's multi-frame glitches)
+    image_change: float | None = Field(None, gt=0, le=1)
+    image_ratio: float | None = Field(3.0, gt=1)
+    thumb_size: int = Field(4, ge=1, le=64)
     cut_tolerance: int = Field(1, ge=0)  # frames, when scoring detected cuts against known ones
 
 

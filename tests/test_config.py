@@ -18,6 +18,7 @@ DEPARTURES = {
     ("train", "pretrain_3d", "photometric"): (True, False),
     ("weights", "quat"): (0.05, 5.0),
     ("train", "finetune_video", "lr"): (0.00025, 0.0001),
+    ("filter", "image_change"): (None, 0.042),
 }
 
 

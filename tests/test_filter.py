@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from s2hand.detect import Keypoints, detect
-from s2hand.filter import cut_detection_scores, filter_continuous, filter_table, true_cuts
+from s2hand.filter import (
+    cut_detection_scores,
+    filter_continuous,
+    filter_table,
+    image_cuts,
+    stretches_across_cuts,
+    thumbnails,
+    true_cuts,
+)
 from tests.test_detect import canonical_hand, make_hand_table
+from tests.test_filter_stage import make_frames
 
 TEMPLATE = canonical_hand(0.2)[:, :2] * 800  # (21, 2) px, hand about 150 px tall
 
@@ -43,6 +53,17 @@ def make_video(n: int, cuts=(), collapse=(), seed: int = 0, noise_px: float = 1.
             conf[t] = rng.uniform(0.0, 0.1, 21)
             peaks[t] = rng.uniform(0, 500, (21, 2))  # garbage where the detector failed
     return peaks, conf
+
+
+def write_frames(root, frames: np.ndarray, video: int = 0) -> list[str]:
+    """The frames as JPEGs under root -> their names relative to root."""
+    names = []
+    for t, img in enumerate(frames):
+        name = f"v{video}/f{t:04d}.jpg"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(root / name), img)
+        names.append(name)
+    return names
 
 
 def stack(videos):
@@ -165,3 +186,71 @@ def test_filter_on_simulated_detections_of_a_rendered_like_table():
     assert score["recall"] == 1.0 and score["precision"] >= 0.75, score
     with pytest.raises(Exception, match="no detections"):
         filter_table(table, Keypoints(kp.peaks[:2], kp.conf[:2], kp.names[:2]))
+
+
+def test_cuts_come_from_the_images_where_the_keypoints_mislead(tmp_path):
+    """What the keypoint rules got wrong on MediaPipe's wild detections (precision 0.38): the
+    detector is wrong for 3 frames in a row (longer than the look-ahead), so the keypoints jump
+    away and back inside a shot; a cut hides among frames without a detection; at another cut
+    the hand lands where it was. The images show the cuts and only them."""
+    n, cuts = 60, [20, 41]
+    p, c = make_video(n, cuts=[41], collapse=range(37, 45), seed=7)  # keypoints: no jump at 20
+    centre = p[8:11].mean(1, keepdims=True)
+    p[8:11] = (p[8:11] - centre) * 1.6 + centre + 60  # a confident wrong hand, frames 8-10
+    thumbs = thumbnails(tmp_path, write_frames(tmp_path, make_frames(n, cuts, seed=1)))
+    seq, frame = np.zeros(n, int), np.arange(n)
+    truth = [(0, f) for f in cuts]
+
+    res = filter_continuous(seq, frame, p, c, min_stretch=5, lookahead=2, thumbs=thumbs)
+    assert res.cuts == truth
+    assert res.jumps == [(0, 8), (0, 11)]  # the glitch still breaks the keypoints' continuity
+    assert not res.keep[8:11].any() and stretches_across_cuts(res.stretches, truth) == []
+    assert [(s.first_frame, s.last_frame) for s in res.stretches] == [(0, 7), (11, 19), (20, 36), (45, 59)]
+    assert res.summary()["n_jumps"] == 2
+
+    # the keypoints alone: the glitch's two ends are cuts, the real ones go unseen
+    kp_only = filter_continuous(seq, frame, p, c, min_stretch=5, lookahead=2)
+    assert kp_only.cuts == [(0, 8), (0, 11)] and kp_only.jumps == []
+    assert cut_detection_scores(kp_only.cuts, truth, tolerance=1)["f1"] == 0.0
+    assert [(s.first_frame, s.last_frame) for s in stretches_across_cuts(kp_only.stretches, truth)] == [(11, 36)]
+    # image_change None: thumbs are ignored
+    assert filter_continuous(seq, frame, p, c, min_stretch=5, thumbs=thumbs, image_change=None).cuts == kp_only.cuts
+
+
+def test_image_cuts_against_camera_motion_gaps_and_unreadable_frames():
+    rng = np.random.default_rng(0)
+    d = rng.choice([-1.0, 1.0], 48)
+    pan = np.stack([0.5 + 0.06 * (t % 2) * d for t in range(30)])  # (30, 48): a change of 0.06 every frame
+    thumbs = pan.copy()
+    thumbs[15:] += 0.3 * rng.choice([-1.0, 1.0], 48)  # a cut before frame 15
+    frame = np.arange(30)
+    # fast camera motion changes the picture by more than the threshold, but steadily
+    assert image_cuts(frame, thumbs, threshold=0.042, ratio=3.0) == [15]
+    assert image_cuts(frame, thumbs, threshold=0.042, ratio=None) == list(range(1, 30))
+    assert image_cuts(frame, thumbs, threshold=0.5, ratio=3.0) == []
+    # an unreadable frame is skipped: the cut is found against the frame before it
+    nan = thumbs.copy()
+    nan[15] = np.nan
+    assert image_cuts(frame, nan, threshold=0.042, ratio=3.0) == [16]
+    # frames too far apart are not compared: a break, not a cut
+    far = np.r_[np.arange(15), np.arange(15) + 20]
+    assert image_cuts(far, thumbs, threshold=0.042, ratio=3.0, max_gap=3) == []
+    assert image_cuts(far, thumbs, threshold=0.042, ratio=3.0, max_gap=6) == [15]
+
+
+def test_filter_table_reads_the_images(tmp_path):
+    """filter_table with image_root finds the cuts in the frames named by table.image."""
+    cuts = {0: [12, 30], 1: [20], 2: []}
+    table = make_hand_table(n_seq=3, n_frames=40, seed=2, cuts=cuts)
+    for s, c in cuts.items():
+        frames = make_frames(40, c, seed=10 + s)
+        for t in range(40):
+            path = tmp_path / f"images/{s:03d}/{t:04d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(path), frames[t])
+    kp = detect(table, None, "simulated", seed=0)
+    res = filter_table(table, kp, image_root=tmp_path, thumb_size=4, min_stretch=5)
+    assert res.cuts == [(s, f) for s, c in cuts.items() for f in c]
+    (tmp_path / "images/001/0020.jpg").unlink()  # unreadable: the cut is seen from frame 21
+    res = filter_table(table, kp, image_root=tmp_path, min_stretch=5)
+    assert (1, 21) in res.cuts and (1, 20) not in res.cuts

@@ -8,7 +8,7 @@ import torch
 
 from s2hand.config import SyntheticParams
 from s2hand.data.synthetic import motion
-from s2hand.data.synthetic.generate import generate_dataset, plan_sequences
+from s2hand.data.synthetic.generate import _shots, generate_dataset, plan_sequences
 from s2hand.data.table import load_meta, load_split
 from s2hand.hand.limits import within_limits
 
@@ -115,6 +115,47 @@ def test_plan_splits_by_fraction():
     specs = plan_sequences(SyntheticParams(sequences=20, wild_sequences=3, val_fraction=0.15, test_fraction=0.15), 0)
     counts = {s: sum(x.split == s for x in specs) for s in ("train", "val", "test", "wild")}
     assert counts == {"train": 14, "val": 3, "test": 3, "wild": 3}
+
+
+def test_wild_size_leaves_the_other_splits_unchanged():
+    """train/val/test sequences (split, length, object, motion mix) do not depend on the wild
+    split's size; each sequence renders from its own stream (seed, id), so their frames are the
+    same too."""
+    def plan(**wild):
+        p = SyntheticParams(sequences=40, occluder_prob=0.5, val_fraction=0.1, test_fraction=0.1, **wild)
+        return [s for s in plan_sequences(p, 5) if s.split != "wild"]
+
+    base = plan(wild_sequences=0)
+    assert plan(wild_sequences=6, wild_frames=60, wild_max_shots=3) == base
+    assert plan(wild_sequences=300, wild_frames=200, wild_max_shots=9) == base
+    wild = [s for s in plan_sequences(SyntheticParams(sequences=40, wild_sequences=3, wild_max_shots=5), 5)
+            if s.split == "wild"]
+    assert [s.seq for s in wild] == [40, 41, 42] and all(s.max_shots == 5 and s.wild for s in wild)
+
+
+def test_wild_shots():
+    """2 to max_shots shots of at least 8 frames, covering the video; as many as fit."""
+    rng = np.random.default_rng(0)
+    counts = set()
+    for _ in range(200):
+        shots = _shots(rng, 60, True, max_shots=6)
+        lengths = [b - a for a, b in shots]
+        assert shots[0][0] == 0 and shots[-1][1] == 60 and min(lengths) >= 8
+        assert all(shots[i][1] == shots[i + 1][0] for i in range(len(shots) - 1))
+        counts.add(len(shots))
+    assert counts == {2, 3, 4, 5, 6}
+    assert {len(_shots(rng, 20, True, max_shots=6)) for _ in range(50)} == {2}  # 20 frames hold 2 shots of 8
+    assert _shots(rng, 60, False, max_shots=6) == [(0, 60)]
+
+
+def test_wild_split_alone_renders_as_in_the_whole(dataset, npz_path, tmp_path):
+    root, _ = dataset
+    meta = generate_dataset(tmp_path, npz_path, SMALL, seed=3, workers=1, progress=False, splits=["wild"])
+    assert set(meta["splits"]) == {"wild"} and not (tmp_path / "train.npz").exists()
+    a, b = load_split(root, "wild"), load_split(tmp_path, "wild")
+    for k in ("image", "joints3d", "cut"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    assert all((root / n).read_bytes() == (tmp_path / n).read_bytes() for n in a.image[::7])
 
 
 def test_motion_is_smooth_with_pauses():

@@ -1,17 +1,22 @@
 """Keep the continuous stretches of videos, judged by detected 2D keypoints (method.md s8:
 YouTube-3D-Hands kept 34 of 102 videos, 21,628 frames, after dropping cuts and frames where
-the detection collapses).
+the detection collapses), with the shot cuts found in the images.
 
-    res = filter_continuous(table.seq, table.frame, kp.peaks, kp.conf, jump_threshold=0.35)
+    res = filter_table(table, kp, image_root=dataset_root)   # thumbnails of table.image
+    res = filter_continuous(table.seq, table.frame, kp.peaks, kp.conf, thumbs=None)  # keypoints only
     table.subset(res.keep)                       # rows inside kept stretches
     cut_detection_scores(res.cuts, true_cuts(table), tolerance=1)
 
 Per video (rows grouped by `seq`, ordered by `frame`):
+ 0. Cuts (with `thumbs`): before every frame whose thumbnail changes from the previous frame's
+    by more than `image_change` and `image_ratio` x the median change around it
+    (shots.image_cuts). Found on every frame, also where no hand is detected. A cut ends the
+    current stretch; the next shot owes the last one no keypoint continuity.
  1. A frame is dropped when its mean keypoint confidence is below `min_mean_conf`
     (confidence collapse). Dropped frames end the current stretch; they are not cuts.
  2. Between consecutive kept frames a and b (at most `max_gap` frame numbers apart, counting
-    dropped frames; a larger gap breaks the stretch without a cut) a cut is declared before b
-    when
+    dropped frames; a larger gap breaks the stretch without a cut) the keypoints break
+    continuity before b when
         jump  = median over keypoints confident in both (conf > kp_conf) of |p_b - p_a|
                 / hand size (3 x median pairwise keypoint distance, about the bounding-box
                   diagonal of a whole hand; see keypoint_jump)
@@ -20,23 +25,28 @@ Per video (rows grouped by `seq`, ordered by `frame`):
         frame pairs of the current stretch, at least 3): sudden against the video's own motion
         and detector jitter (motion_ratio None turns this rule off)
     or  |log(size_b / size_a)| > log(scale_ratio_threshold)    (the hand changes size at once)
-    or  fewer than `min_common` keypoints are confident in both (continuity cannot be checked;
-        counted as a cut).
-    Before declaring the cut, the next `lookahead` kept frames c are tried: if one continues a
-    (no rule fires) and lies nearer a than b, the frames from b to before c are one-off bad
-    detections ("glitches"): dropped, ending the stretch like a collapse, without a cut.
+    or  fewer than `min_common` keypoints are confident in both (continuity cannot be checked).
+    Before declaring the break, the next `lookahead` kept frames c are tried: if one continues
+    a (no rule fires) and lies nearer a than b, the frames from b to before c are one-off bad
+    detections ("glitches"): dropped, ending the stretch like a collapse.
+    Else the stretch ends before b: a jump (with thumbs: inside a shot the keypoints jump where
+    the detector goes wrong for a few frames, not at cuts) or, without thumbs, a cut.
  3. Stretches shorter than `min_stretch` frames are dropped; a video with fewer than
     `min_video_frames` rows (or, with `videos` given, none at all) is reported unavailable.
  4. Several rows with the same (seq, frame) (YT 3D: two hands in a frame): the one nearest the
     last kept row (smallest jump) is followed, the others are left out (n_duplicates).
-A cut is reported as (seq, frame): the cut happens right before that frame, as FrameTable.cut.
+A cut (and a jump) is reported as (seq, frame): it happens right before that frame, as
+FrameTable.cut.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
+
+from s2hand.filter.shots import image_cuts, thumbnails
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +71,7 @@ class FilterResult:
     unavailable: list[int]  # videos with no or too few rows
     n_duplicates: int = 0  # rows skipped because another hand of the same frame was followed
     glitch: np.ndarray | None = None  # (N,) bool: row dropped as a one-off bad detection
+    jumps: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # keypoint breaks that are no image cut
 
     def summary(self) -> dict:
         """JSON-ready counts and the kept stretches."""
@@ -71,6 +82,7 @@ class FilterResult:
             "n_kept_stretches": len(self.stretches),
             "n_kept_videos": len(kept_videos),
             "n_cuts": len(self.cuts),
+            "n_jumps": len(self.jumps),
             "n_low_conf_frames": int(self.low_conf.sum()),
             "n_short_stretches": len(self.short_stretches),
             "n_short_stretch_frames": int(sum(s.n for s in self.short_stretches)),
@@ -79,6 +91,7 @@ class FilterResult:
             "n_glitch_frames": int(self.glitch.sum()) if self.glitch is not None else 0,
             "stretches": [s.to_dict() for s in self.stretches],
             "cuts": [[int(s), int(f)] for s, f in self.cuts],
+            "jumps": [[int(s), int(f)] for s, f in self.jumps],
         }
 
 
@@ -118,22 +131,29 @@ def filter_continuous(seq: np.ndarray, frame: np.ndarray, peaks: np.ndarray, con
                       motion_window: int = 10, scale_ratio_threshold: float = 1.5,
                       min_mean_conf: float = 0.2, kp_conf: float = 0.1, min_common: int = 5,
                       max_gap: int = 3, lookahead: int = 2, min_stretch: int = 10, min_video_frames: int = 1,
-                      videos: Iterable[int] | None = None) -> FilterResult:
+                      videos: Iterable[int] | None = None, thumbs: np.ndarray | None = None,
+                      image_change: float | None = 0.042, image_ratio: float | None = 3.0) -> FilterResult:
     """Split videos into continuous stretches (see the module docstring); all arrays share N rows:
-    seq (N,), frame (N,), peaks (N, 21, 2), conf (N, 21)."""
+    seq (N,), frame (N,), peaks (N, 21, 2), conf (N, 21), thumbs (N, D) (shots.thumbnails; NaN
+    rows: unreadable). With thumbs (and image_change not None) cuts come from the images and
+    keypoint discontinuities are jumps; without, the keypoint rules give the cuts."""
     seq = np.asarray(seq, np.int64)
     frame = np.asarray(frame, np.int64)
     peaks = np.asarray(peaks, np.float64)
     conf = np.asarray(conf, np.float64)
     n = len(seq)
-    if frame.shape != (n,) or peaks.shape != (n, 21, 2) or conf.shape != (n, 21):
+    by_image = thumbs is not None and image_change is not None
+    if frame.shape != (n,) or peaks.shape != (n, 21, 2) or conf.shape != (n, 21) or (
+            by_image and (np.ndim(thumbs) != 2 or len(thumbs) != n)):
         raise ValueError(f"filter_continuous: shapes seq {seq.shape}, frame {frame.shape}, peaks {peaks.shape}, "
-                         f"conf {conf.shape} do not share N = {n} rows of (), (), (21, 2), (21,)")
+                         f"conf {conf.shape}, thumbs {None if thumbs is None else np.shape(thumbs)} do not share "
+                         f"N = {n} rows of (), (), (21, 2), (21,), (D,)")
     if (scale_ratio_threshold < 1 or jump_threshold <= 0 or min_stretch < 1 or max_gap < 1 or min_jump < 0
-            or motion_window < 1 or lookahead < 0 or (motion_ratio is not None and motion_ratio <= 1)):
+            or motion_window < 1 or lookahead < 0 or (motion_ratio is not None and motion_ratio <= 1)
+            or (image_change is not None and image_change <= 0) or (image_ratio is not None and image_ratio <= 1)):
         raise ValueError("filter_continuous: need scale_ratio_threshold >= 1, jump_threshold > 0, min_jump >= 0, "
                          "motion_ratio > 1 (or None), motion_window >= 1, lookahead >= 0, min_stretch >= 1, "
-                         "max_gap >= 1")
+                         "max_gap >= 1, image_change > 0 (or None), image_ratio > 1 (or None)")
     rules = _CutRules(frame, peaks, conf, jump_threshold, min_jump, motion_ratio, motion_window,
                       float(np.log(scale_ratio_threshold)), kp_conf, min_common, max_gap, lookahead)
     low_conf = conf.mean(1) < min_mean_conf
@@ -144,11 +164,17 @@ def filter_continuous(seq: np.ndarray, frame: np.ndarray, peaks: np.ndarray, con
             found.unavailable.append(vid)
             continue
         rows = rows[np.argsort(frame[rows], kind="stable")]
-        groups = [[r for r in g if not low_conf[r]] for _, g in _frame_groups(rows, frame)]  # [] = collapsed
+        frames, all_groups = zip(*_frame_groups(rows, frame))
+        groups = [[r for r in g if not low_conf[r]] for g in all_groups]  # [] = collapsed
         found.duplicates += sum(max(len(g) - 1, 0) for g in groups)
-        _scan_video(vid, groups, rules, found)
+        shot_start = np.zeros(len(groups), bool)  # an image cut right before the frame
+        if by_image:
+            firsts = [g[0] for g in all_groups]  # a frame's rows share its image
+            shot_start[image_cuts(np.asarray(frames), np.asarray(thumbs, np.float64)[firsts], image_change,
+                                  image_ratio, motion_window, max_gap)] = True
+        _scan_video(vid, list(frames), groups, shot_start, rules, found, kp_cuts=not by_image)
     return FilterResult(found.stretches, found.cuts, found.keep, low_conf, found.short, found.unavailable,
-                        found.duplicates, found.glitch)
+                        found.duplicates, found.glitch, found.jumps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,11 +220,15 @@ class _CutRules:
             return max(group, key=lambda g: self.conf[g].mean())
         return min(group, key=lambda g: self.jump(prev, g)[0])
 
-    def resumption(self, groups: list[list[int]], i: int, prev: int, r: int, motion: list[float]) -> int | None:
+    def resumption(self, groups: list[list[int]], shot_start: np.ndarray, i: int, prev: int, r: int,
+                   motion: list[float]) -> int | None:
         """The index of the frame group within `lookahead` after groups[i] (row r, which does not
         continue prev) whose row continues prev and lies nearer prev than r does: r and what
-        follows it up to there are a glitch. None: r starts a new shot."""
+        follows it up to there are a glitch. None: r starts a new stretch. Never past a cut
+        (shot_start (G,) bool, per group)."""
         for m in range(i + 1, min(i + 1 + self.lookahead, len(groups))):
+            if shot_start[m]:
+                break
             if not groups[m]:
                 continue
             r2 = self.pick(groups[m], prev)
@@ -220,6 +250,7 @@ class _Found:
     stretches: list[Stretch] = dataclasses.field(default_factory=list)
     short: list[Stretch] = dataclasses.field(default_factory=list)
     cuts: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    jumps: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     unavailable: list[int] = dataclasses.field(default_factory=list)
     duplicates: int = 0
 
@@ -234,14 +265,21 @@ class _Found:
         motion.clear()
 
 
-def _scan_video(vid: int, groups: list[list[int]], rules: _CutRules, found: _Found) -> None:
-    """One video's frame groups (rows of each frame, in frame order; [] where the confidence
-    collapsed) into stretches, cuts and glitches (module docstring)."""
+def _scan_video(vid: int, frames: list[int], groups: list[list[int]], shot_start: np.ndarray, rules: _CutRules,
+                found: _Found, kp_cuts: bool = True) -> None:
+    """One video's frame groups (frame numbers (G,), rows of each frame in frame order; [] where
+    the confidence collapsed) into stretches, cuts, jumps and glitches (module docstring).
+    shot_start (G,) bool: an image cut right before the frame; kp_cuts: keypoint
+    discontinuities are cuts (no images), else jumps."""
     current: list[int] = []  # rows of the current stretch
     motion: list[float] = []  # per-frame jumps inside the current stretch
     prev = None  # last kept row (also across dropped frames, to see cuts hidden among them)
     i = 0
     while i < len(groups):
+        if shot_start[i]:
+            found.cuts.append((int(vid), int(frames[i])))
+            found.close(vid, current, motion)
+            prev = None  # the new shot owes the last one no continuity
         if not groups[i]:
             found.close(vid, current, motion)
             i += 1
@@ -250,14 +288,14 @@ def _scan_video(vid: int, groups: list[list[int]], rules: _CutRules, found: _Fou
         if prev is not None and rules.gap(prev, r) > rules.max_gap:
             found.close(vid, current, motion)  # too far apart to judge continuity: a break, not a cut
         elif prev is not None and not rules.continuous(prev, r, motion):
-            resume = rules.resumption(groups, i, prev, r, motion)
+            resume = rules.resumption(groups, shot_start, i, prev, r, motion)
             if resume is not None:
                 for g in groups[i:resume]:
                     found.glitch[g] = True
                 found.close(vid, current, motion)  # the glitch breaks the stretch like a collapse, without a cut
                 i = resume
                 continue
-            found.cuts.append((int(vid), int(rules.frame[r])))
+            (found.cuts if kp_cuts else found.jumps).append((int(vid), int(rules.frame[r])))
             found.close(vid, current, motion)
         elif prev is not None and current:
             motion.append(rules.jump(prev, r)[0] / rules.gap(prev, r))
@@ -271,6 +309,14 @@ def true_cuts(seq: np.ndarray, frame: np.ndarray, cut: np.ndarray) -> list[tuple
     """Ground-truth cuts (seq, frame) from FrameTable.seq/frame/cut."""
     idx = np.flatnonzero(np.asarray(cut, bool))
     return [(int(seq[i]), int(frame[i])) for i in idx]
+
+
+def stretches_across_cuts(stretches: Sequence[Stretch], true_cuts: Sequence[tuple[int, int]]) -> list[Stretch]:
+    """The kept stretches that run across a known cut (seq, frame): a cut the filter missed
+    where it matters, inside what it calls continuous."""
+    cuts = {(int(s), int(f)) for s, f in true_cuts}
+    return [st for st in stretches
+            if any((st.seq, f) in cuts for f in range(st.first_frame + 1, st.last_frame + 1))]
 
 
 def cut_detection_scores(pred_cuts: Sequence[tuple[int, int]], true_cuts: Sequence[tuple[int, int]],
@@ -298,7 +344,10 @@ def cut_detection_scores(pred_cuts: Sequence[tuple[int, int]], true_cuts: Sequen
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-def filter_table(table, keypoints, **thresholds) -> FilterResult:
-    """filter_continuous on a FrameTable and its Keypoints (matched by image name)."""
+def filter_table(table, keypoints, image_root: str | Path | None = None, thumb_size: int = 4,
+                 **thresholds) -> FilterResult:
+    """filter_continuous on a FrameTable and its Keypoints (matched by image name); with
+    image_root, cuts by the images' thumb_size x thumb_size thumbnails (shots.thumbnails)."""
     kp = keypoints.reorder(table.image)
-    return filter_continuous(table.seq, table.frame, kp.peaks, kp.conf, **thresholds)
+    thumbs = None if image_root is None else thumbnails(image_root, table.image, thumb_size)
+    return filter_continuous(table.seq, table.frame, kp.peaks, kp.conf, thumbs=thumbs, **thresholds)

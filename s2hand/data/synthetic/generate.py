@@ -6,10 +6,11 @@ the result does not depend on the number of worker processes.
 Per sequence: one hand shape and skin, natural finger motion (s2hand.hand.poses through
 motion.py's eased keyframes with pauses), a moving global rotation and position, changing
 light, a photograph background panning slowly (camera motion), optionally a held object
-occluding the hand (HO-3D-like). "Wild" sequences (the YT-3D stand-in) are edited: 2-3
-shots joined by cuts, wider views; their cut positions are stored.
+occluding the hand (HO-3D-like). "Wild" sequences (the YT-3D stand-in) are edited: 2 to
+wild_max_shots shots joined by cuts, wider views; their cut positions are stored.
 
     meta = generate_dataset(out_dir, "outputs/hand_model/MANO_RIGHT.npz", SyntheticParams(), seed=0)
+    generate_dataset(out_dir, hand_model, p, seed=0, splits=["wild"])  # only the wild split, as above
 
 Layout written (s2hand.data.table): meta.json, {train,val,test,wild}.npz,
 {split}_masks.npy (N, S, S/8 packed hand silhouettes), images/<split>/sXXXX/fXXXX.jpg.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -51,21 +53,27 @@ class SequenceSpec:
     occluder: bool
     grasp_prob: float = 0.15  # share of finger keyframes that are grasps (s2hand.hand.poses)
     gesture_prob: float = 0.0  # share of finger keyframes that are gestures (s2hand.hand.poses.GESTURES)
+    max_shots: int = 3  # wild: 2 to max_shots shots joined by cuts
 
 
 def plan_sequences(p: SyntheticParams, seed: int) -> list[SequenceSpec]:
-    """Which sequence goes to which split, and which ones have objects; by sequence id."""
+    """Which sequence goes to which split, and which ones have objects; by sequence id.
+
+    The wild sequences draw their objects from a stream of their own, so the wild split's size
+    (wild_sequences, wild_frames, wild_max_shots) leaves train, val and test untouched; each
+    sequence is then rendered from its own stream (render_sequence)."""
     rng = np.random.default_rng([seed, 10**6])
     ids = rng.permutation(p.sequences)
     n_test = int(round(p.sequences * p.test_fraction))
     n_val = int(round(p.sequences * p.val_fraction))
     split_of = {int(s): ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, s in enumerate(ids)}
-    occ = rng.random(p.sequences + p.wild_sequences) < p.occluder_prob
+    occ = rng.random(p.sequences) < p.occluder_prob
+    wild_occ = np.random.default_rng([seed, 10**6 + 1]).random(p.wild_sequences) < p.occluder_prob
     specs = [SequenceSpec(s, split_of[s], p.frames, False, bool(occ[s]), p.grasp_prob, p.gesture_prob)
              for s in range(p.sequences)]
     specs += [
-        SequenceSpec(p.sequences + w, "wild", p.wild_frames, True, bool(occ[p.sequences + w]), p.grasp_prob,
-                     p.gesture_prob)
+        SequenceSpec(p.sequences + w, "wild", p.wild_frames, True, bool(wild_occ[w]), p.grasp_prob,
+                     p.gesture_prob, p.wild_max_shots)
         for w in range(p.wild_sequences)
     ]
     return specs
@@ -90,9 +98,10 @@ def _init_worker(hand_model: str, image_size: int, supersample: int, photos: boo
                    wrist_loop=scene.boundary_loop(faces) if forearm else None)
 
 
-def _shots(rng: np.random.Generator, n: int, wild: bool, min_len: int = 8) -> list[tuple[int, int]]:
-    """[(first, end)] frame ranges of the shots; wild sequences get 2-3 shots of >= min_len frames."""
-    k = min(int(rng.integers(2, 4)), n // min_len) if wild else 1
+def _shots(rng: np.random.Generator, n: int, wild: bool, min_len: int = 8, max_shots: int = 3) -> list[tuple[int, int]]:
+    """[(first, end)] frame ranges of the shots; wild sequences get 2 to max_shots shots of >= min_len
+    frames (fewer where n frames do not hold them), the others one."""
+    k = min(int(rng.integers(2, max_shots + 1)), n // min_len) if wild else 1
     if k <= 1:
         return [(0, n)]
     extra = np.floor(rng.dirichlet(np.ones(k)) * (n - k * min_len)).astype(int)
@@ -167,7 +176,7 @@ def _sequence_motion(rng: np.random.Generator, spec: SequenceSpec, fps: float, s
     pose = np.zeros((n, 45)); rotvec = np.zeros((n, 3)); centre = np.zeros((n, 2)); depth = np.zeros(n)
     light = np.zeros((n, 11)); K = np.zeros((n, 3, 3)); cut = np.zeros(n, bool)
     backgrounds = []
-    for i, (a, b) in enumerate(_shots(rng, n, spec.wild)):
+    for i, (a, b) in enumerate(_shots(rng, n, spec.wild, max_shots=spec.max_shots)):
         p, r, c, d, l = _shot_trajectory(rng, b - a, fps, spec.wild, size, spec.grasp_prob, spec.gesture_prob)
         pose[a:b], rotvec[a:b], centre[a:b], depth[a:b], light[a:b] = p, r.as_rotvec(), c, d, l
         K[a:b] = scene.intrinsics(size, FOCAL_FACTOR * (rng.uniform(0.8, 1.2) if spec.wild else 1.0), rng)
@@ -264,10 +273,11 @@ def _render_task(args: tuple[SequenceSpec, int, float]) -> tuple[SequenceSpec, d
 
 
 def generate_dataset(out_dir: str | Path, hand_model: str | Path, p: SyntheticParams, seed: int,
-                     workers: int = 2, progress: bool = True) -> dict:
-    """Render the whole dataset into `out_dir` (which the caller makes atomic); returns meta."""
+                     workers: int = 2, progress: bool = True, splits: Collection[str] | None = None) -> dict:
+    """Render the whole dataset into `out_dir` (which the caller makes atomic); returns meta.
+    `splits` (e.g. ["wild"]): render only these; their frames are the same as in the whole."""
     out_dir = Path(out_dir)
-    specs = plan_sequences(p, seed)
+    specs = [s for s in plan_sequences(p, seed) if splits is None or s.split in splits]
     t0 = time.perf_counter()
     init = (str(hand_model), p.image_size, p.supersample, p.photo_backgrounds, str(out_dir), p.forearm)
     tasks = [(s, seed, p.fps) for s in specs]
