@@ -63,13 +63,31 @@ def setup_logging() -> None:
 
 
 def stage_params(path: str | Path = "params.yaml") -> Params:
-    """Load and validate params.yaml; exit with the schema's message on any bad key."""
+    """Load and validate params.yaml; exit with the schema's message on any bad key. Under `dvc
+    queue start -j N` (N > 1) it also gives this stage its share of the CPU threads (share_threads)."""
     setup_logging()
     try:
-        return load_params(path)
+        params = load_params(path)
     except ParamsError as err:
         print(err, file=sys.stderr)
         raise SystemExit(2) from None
+    share_threads(params)
+    return params
+
+
+def share_threads(params: Params, jobs: int | None = None) -> int:
+    """Torch's threads for this stage (s2hand.cpu: the queue's jobs share the cores) unless
+    `train.runtime.num_threads` sets them; -> the queue's jobs (1 outside a parallel queue)."""
+    import torch
+
+    from s2hand.cpu import cpu_share, queue_jobs
+
+    jobs = queue_jobs() if jobs is None else jobs
+    if jobs > 1 and not params.train.runtime.num_threads:
+        n = cpu_share(torch.get_num_threads(), jobs)
+        torch.set_num_threads(n)
+        logging.getLogger("stage").info("%d experiments run at once (dvc queue): %d torch thread(s) here", jobs, n)
+    return jobs
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from s2hand.data.table import load_meta, load_split
 from s2hand.detect import detect, save_keypoints
 from s2hand.detect.quality import detection_quality, plot_quality
 from s2hand.io import atomic_dir, write_json
+from s2hand.cpu import cpu_share, queue_jobs
 
 REPORT = Path("reports/detection")
 log = logging.getLogger("detect")
@@ -48,6 +49,8 @@ def main() -> None:
     p = stage_params()
     meta = load_meta(DATASET)
     options = backend_options(p)
+    if "workers" in options:  # the detector's processes: a share of the cores under a parallel dvc queue
+        options["workers"] = cpu_share(options["workers"], queue_jobs())
     per_split, failures, n_total, seconds = {}, [], 0, 0.0
     with atomic_dir(KEYPOINTS) as tmp:
         for i, split in enumerate(meta["splits"]):

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pipeline.common import CONVENTION, DATASET, HAND_MODEL, KEYPOINTS, mlflow_run, stage_params
+from s2hand.cpu import cpu_share, queue_jobs
 from s2hand.io import atomic_file, write_json
 
 STATE = Path("outputs/.grid_search")
@@ -59,7 +60,7 @@ def main() -> dict:
     params = stage_params()
     gs = params.grid_search
     workers = len(gs.gpus) or gs.workers
-    threads = gs.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = gs.threads or cpu_share(os.cpu_count() or 1, workers * queue_jobs())  # the queue's jobs share the cores
     objective = OverfitObjective.from_params(params, DATASET, KEYPOINTS, HAND_MODEL, threads=threads,
                                              convention=CONVENTION)
     fingerprint = objective.fingerprint()
