@@ -10,6 +10,7 @@ tmp=$(mktemp -d)
 workers=()
 cleanup() {
   [ ${#workers[@]} -gt 0 ] && kill "${workers[@]}" 2>/dev/null || true
+  pkill -f "exp queue-worker bench-" 2>/dev/null || true  # left alive, they would halve every later stage's threads
   for d in "$tmp"/a "$tmp"/b; do git -C "$root" worktree remove --force "$d" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
