@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--dataset", type=Path, default=Path("outputs/dataset"))
     ap.add_argument("--keypoints", type=Path, default=Path("outputs/keypoints"))
     ap.add_argument("--hand-model", type=Path, default=Path("outputs/hand_model/MANO_RIGHT.npz"))
-    ap.add_argument("--convention", type=Path, default=Path("outputs/convention"))
+    ap.add_argument("--convention", type=Path, default=Path("outputs/convention/convention.json"),
+                    help="the keypoint_convention stage's file (train.keypoint_convention: calibrated)")
     ap.add_argument("--frames", type=int, default=600, help="kept train frames fitted and scored (0: all)")
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     a = ap.parse_args(argv)
