@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from s2hand.config import load_params
 from s2hand.data.table import FrameTable, load_meta, load_split
@@ -39,7 +38,7 @@ from s2hand.model.files import load_system
 from s2hand.model.frames import HandFrames, training_rows
 from s2hand.model.predict import predict
 
-from .keypoint_fit import decode, fit_codes
+from .keypoint_fit import fit_to_keypoints
 
 log = logging.getLogger("closure")
 
@@ -70,11 +69,8 @@ def label_rows(params, layer: HandLayer, table: FrameTable, kp, rows: np.ndarray
     out = []
     for name, k, c, off in (("labels: fit to exact 2D", kept.joints2d, np.ones((len(rows), 21), np.float32), None),
                             ("labels: fit to detections", kp.peaks[rows], kp.conf[rows], offsets)):
-        codes = fit_codes(layer, k, c, kept.K, params.weights, size, iters=pl.iters, lr=pl.lr, offsets=off)
-        with torch.no_grad():
-            joints = decode(layer, {n: torch.as_tensor(v) for n, v in codes.items()},
-                            torch.as_tensor(kept.K, dtype=torch.float32))[0].numpy()
-        out.append(agreement_row(name, joints, kept))
+        fit = fit_to_keypoints(layer, k, c, kept.K, params.weights, size, iters=pl.iters, lr=pl.lr, offsets=off)
+        out.append(agreement_row(name, fit.joints, kept))
     return out
 
 
