@@ -35,3 +35,23 @@ def test_closure_cli_writes_the_filter_and_label_rows(tiny_training_data, tmp_pa
     assert [r["row"] for r in rows] == ["filter: share kept", "labels: fit to exact 2D", "labels: fit to detections"]
     assert all(np.isfinite(r["gap_ratio"]) for r in rows[1:])
     assert out.is_file()
+
+
+def test_network_rows_score_all_frames_then_kept_and_not(tiny_training_data, tmp_path):
+    import torch
+
+    from s2hand.evaluate.closure import network_rows
+    from s2hand.model.files import model_record
+    from s2hand.model.system import S2HandSystem
+
+    data, kp, hand = tiny_training_data(10)
+    params = tiny_params()
+    torch.manual_seed(0)
+    torch.save(model_record(S2HandSystem.from_params(params, hand).eval(), params, "finetune", 1), tmp_path / "m.pt")
+    rows = network_rows(tmp_path / "m.pt", hand, params, data, kp, np.arange(10), splits=("train", "val"))
+    by_name = {r["row"]: r for r in rows}
+    assert list(by_name)[:2] == ["network: train, kept", "network: val, all"]
+    assert by_name["network: val, all"]["frames"] == len(load_split(data, "val"))
+    assert by_name["network: train, kept"]["frames"] == 10
+    # an untrained network predicts one hand (pose head initialised near the mean): no closure follows
+    assert abs(by_name["network: val, all"]["gap_ratio"]) < 0.05

@@ -13,8 +13,9 @@ sequence-bootstrap interval:
    the detector's own error);
 2. **filter:** the share of the train frames the training filters keep (s2hand.model.frames.training_rows)
    among the most closed quarter and the most open half of the hands;
-3. **network** (with `--model`): the model's predictions on kept train frames and on the val and
-   test frames, split into those the filters would keep and the rest.
+3. **network** (with `--model`): the model's predictions on kept train frames, and on all the val
+   and test frames (the evaluate stage's `articulation` row), then split into those the filters
+   would keep and the rest.
 
 Ground truth is read for scoring only. docs/training.md ("Closed hands") gives the measurements.
 """
@@ -75,11 +76,11 @@ def label_rows(params, layer: HandLayer, table: FrameTable, kp, rows: np.ndarray
 
 
 def network_rows(model: Path, hand_model: Path, params, dataset: Path, keypoints: Path, train_rows: np.ndarray,
-                 batch_size: int = 32) -> list[dict]:
-    """The network's rows (module docstring)."""
+                 batch_size: int = 32, splits: Sequence[str] = ("train", "val", "test")) -> list[dict]:
+    """The network's rows (module docstring); a row needs at least 8 frames."""
     system, info = load_system(model, hand_model)
     out = []
-    for split in ("train", "val", "test"):
+    for split in splits:
         table = load_split(dataset, split)
         kept = np.zeros(len(table), bool)
         if split == "train":
@@ -87,7 +88,8 @@ def network_rows(model: Path, hand_model: Path, params, dataset: Path, keypoints
         else:
             kept[training_rows(table, load_keypoints(keypoints / f"{split}.json").reorder(table.image), params.train)] = True
         joints = predict(system, HandFrames(table, dataset, None, info["input_size"]), batch_size, "cpu")["joints"]
-        for name, sel in (("kept", kept), ("not kept", ~kept)):
+        splits = (("kept", kept),) if split == "train" else (("all", np.ones_like(kept)), ("kept", kept), ("not kept", ~kept))
+        for name, sel in splits:
             if sel.sum() >= 8:
                 out.append(agreement_row(f"network: {split}, {name}", joints[sel], table.subset(np.flatnonzero(sel))))
     return out
