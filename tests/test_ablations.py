@@ -69,7 +69,8 @@ def test_full3d_replaces_keypoint_and_photometric_terms_and_trains(tiny_training
 
 # ----------------------------------------------------------------------------- definitions
 def test_every_override_is_a_params_key_and_valid(spec):
-    assert {"full", "tiny"} <= set(spec.profiles) and spec.profiles["full"] == {}
+    assert {"full", "ci", "tiny"} <= set(spec.profiles) and spec.profiles["full"].set == {}
+    assert spec.profiles["ci"].headline_only and not spec.profiles["full"].headline_only
     with pytest.raises(AblationError, match="weights.quaternion"):
         check_overrides(BASE, {"weights.quaternion": 0.1}, "test")
     with pytest.raises(AblationError, match="video.temporal_loss"):
@@ -107,11 +108,11 @@ def test_experiments_dedupe_rows_and_carry_tags_and_targets(spec):
 
 
 # ----------------------------------------------------------------------------- report
-def _fake_results(spec, better: bool) -> dict:
+def _fake_results(spec, better: bool, profile: str = "tiny") -> dict:
     """Experiment results in which every row scores its paper number (better=True), or the
     reverse order (better=False), in the table's metrics file."""
     out: dict = {}
-    for e in plan_experiments(spec, "tiny", base=BASE):
+    for e in plan_experiments(spec, profile, base=BASE):
         metrics: dict = {}
         for t_id, r_id in e.members:
             t = spec.tables[t_id]
@@ -124,7 +125,8 @@ def _fake_results(spec, better: bool) -> dict:
     return out
 
 
-def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4) -> dict:
+def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4, profile: str = "tiny",
+                 results: dict | None = None) -> dict:
     """Per-frame values as the training stages write them (frame_values' columns only): each row's
     value is its paper number (or the reverse) plus noise that every row shares frame by frame."""
     from s2hand.model.scores import FRAME_COLUMNS
@@ -132,7 +134,7 @@ def _fake_frames(spec, better: bool, sequences: int = 10, per_seq: int = 4) -> d
     noise = np.random.default_rng(0).normal(0, 0.01, sequences * per_seq)
     keys = {"seq": np.repeat(np.arange(sequences), per_seq), "frame": np.tile(np.arange(per_seq), sequences)}
     out: dict = {}
-    for name, item in _fake_results(spec, better).items():
+    for name, item in (results or _fake_results(spec, better, profile)).items():
         for file, blocks in item["metrics"].items():
             block = next(iter(blocks.values()))
             cols = {k: v + noise for k, v in block.items() if k in FRAME_COLUMNS}
@@ -243,3 +245,74 @@ def test_ablation_rows_are_mlflow_runs_tagged_with_table_and_row_under_the_same_
         for t, r in e.members:
             if t == "table6":
                 assert f.loc[r, table.columns[0].label] == pytest.approx(0.1 * (i + 1))
+
+
+# ----------------------------------------------------------------------------- headline, ci profile
+def test_ci_profile_runs_just_the_rows_the_headline_reads(spec):
+    exps = plan_experiments(spec, "ci", base=BASE)
+    served = {m for e in exps for m in e.members}
+    assert spec.headline_rows() <= served and len(spec.headline) >= 5
+    assert {e.name for e in exps} == {"ci-default", "ci-table3-no-ori", "ci-upper-bound", "ci-table4-none",
+                                      "ci-table4-quaternion", "ci-table6-wsl-ground-truth"}
+    assert len(plan_experiments(spec, "full", base=BASE)) > len(exps)  # full runs every row
+    frames = build_tables(spec, "ci", {}, pd.DataFrame(), base=BASE)
+    assert list(frames["table3"].index) == ["all", "no_ori", "upper_bound"] and "table7" not in frames
+
+
+def test_headline_verdicts_pair_rows_and_read_the_mean_pose_comparison(spec):
+    results = _fake_results(spec, True, "ci")
+    # the rows the headline compares: the first better, frame by frame (lower error, higher AUC and ACC below)
+    better = {("table3", "all"): 1.0, ("table3", "no_ori"): 1.2, ("table3", "upper_bound"): 0.9,
+              ("table6", "ssl_mediapipe"): 0.8, ("table6", "wsl_ground_truth"): 0.7,
+              ("table5", "quaternion"): 1.0, ("table5", "none"): 1.5}
+    cols = {"table3": "pa_mpjpe_cm", "table6": "auc_j", "table5": "acc_mm_frame2"}
+    for e in plan_experiments(spec, "ci", base=BASE):
+        for t_id, r_id in e.members:
+            if (t_id, r_id) in better:
+                t = spec.tables[t_id]
+                results[e.name]["metrics"][t.metrics_file][t.metrics_prefix][cols[t_id]] = better[(t_id, r_id)]
+    default = results["ci-default"]["metrics"]["reports/train/finetune.json"]
+    default["vs_baseline"] = {"diff_cm": -0.15, "lo_cm": -0.25, "hi_cm": -0.07, "groups": 50, "frames": 500}
+    per_frame = _fake_frames(spec, True, profile="ci", results=results)
+    frames = build_tables(spec, "ci", results, pd.DataFrame(), base=BASE)
+    checks = table_checks(spec, "ci", frames, per_frame, base=BASE, results=results, commit="abc1234")
+    json.dumps(checks, allow_nan=False)
+    h = {(c["better"], c["worse"]): c for c in checks["headline"]}
+    assert [c["says"] for c in checks["headline"]] == [x.says for x in spec.headline]
+    assert h[("all", "no_ori")]["verdict"] == "held" and h[("all", "no_ori")]["hi"] < 0
+    assert h[("ssl_mediapipe", "wsl_ground_truth")]["verdict"] == "held"
+    assert h[("quaternion", "none")]["verdict"] == "held"
+    assert h[("upper_bound", "all")]["verdict"] == "held"
+    m = h[("all", "mean_pose")]
+    assert m["verdict"] == "held" and (m["diff"], m["lo"], m["hi"], m["groups"]) == (-0.15, -0.25, -0.07, 50)
+    text = render_markdown(spec, "ci", frames, checks)
+    assert text.startswith("# Ablations (ci profile at commit `abc1234`)") and "## Headline comparisons" in text
+    assert "5 of 5 measured" in text
+    # the same rows the other way round: every comparison measurably reversed
+    default["vs_baseline"] = {"diff_cm": 0.15, "lo_cm": 0.07, "hi_cm": 0.25, "groups": 50, "frames": 500}
+    for e in plan_experiments(spec, "ci", base=BASE):
+        for t_id, r_id in e.members:
+            if (t_id, r_id) in better:
+                t = spec.tables[t_id]
+                results[e.name]["metrics"][t.metrics_file][t.metrics_prefix][cols[t_id]] *= -1
+    back = table_checks(spec, "ci", frames, _fake_frames(spec, True, profile="ci", results=results), base=BASE,
+                        results=results)
+    assert all(c["verdict"] == "reversed" for c in back["headline"])
+    # nothing measured: every headline comparison says why
+    none = table_checks(spec, "ci", frames, {}, base=BASE, results={})
+    assert all(c["verdict"] == "not measurable" and c["reason"] for c in none["headline"])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"says": "x", "table": "table3", "better": "all", "worse": "nope", "metric": "pa_mpjpe_cm"}, "no row 'nope'"),
+    ({"says": "x", "table": "table3", "better": "all", "worse": "mean_pose", "metric": "auc_j"}, "pa_mpjpe_cm only"),
+    ({"says": "x", "table": "table3", "better": "mean_pose", "worse": "all", "metric": "pa_mpjpe_cm"}, "no row"),
+    ({"says": "x", "table": "table99", "better": "all", "worse": "loc", "metric": "pa_mpjpe_cm"}, "no table"),
+])
+def test_bad_headline_stops_with_its_reason(tmp_path, bad, match):
+    raw = yaml.safe_load((ROOT / "ablations.yaml").read_text())
+    raw["headline"] = [bad]
+    path = tmp_path / "ablations.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(AblationError, match=match):
+        load_spec(path, None)

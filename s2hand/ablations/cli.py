@@ -1,9 +1,9 @@
 """`s2hand ablations ...` and `s2hand mlflow-ui` (registered in s2hand/cli.py COMMANDS).
 
-    s2hand ablations list   [--profile tiny|full] [--tables table3 table4]   # experiments and their -S
+    s2hand ablations list   [--profile full|ci|tiny] [--tables table3 table4]   # experiments and their -S
     s2hand ablations run    [--profile ...] [--tables ...] [--prepare] [--rerun]   # one after another (CI)
     s2hand ablations queue  [--profile ...] [--tables ...]                   # then: dvc queue start -j N
-    s2hand ablations report [--profile ...] [--out reports/ablations.md]  # + reports/ablations.json
+    s2hand ablations report [--profile ...] [--out reports/ablations.md] [--require-headline]  # + .json
     s2hand mlflow-ui [--port 5000]                                           # MLflow UI on 127.0.0.1
 
 Run from the repository root (where dvc.yaml, params.yaml, ablations.yaml and mlruns.db are).
@@ -29,7 +29,8 @@ from .spec import AblationError, exp_run_args, load_spec, plan_experiments
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("list", "run", "queue", "report"))
-    p.add_argument("--profile", default="full", help="profile of ablations.yaml (full: params.yaml as is; tiny: CI)")
+    p.add_argument("--profile", default="full",
+                   help="profile of ablations.yaml (full: every row; ci: the headline's rows; tiny: smoke test)")
     p.add_argument("--tables", nargs="+", help="table ids (default: all)")
     p.add_argument("--spec", default="ablations.yaml")
     p.add_argument("--rerun", action="store_true", help="run experiments that already exist again")
@@ -38,6 +39,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                         "so experiments rerun only what their overrides touch (CI, scratch clones)")
     p.add_argument("--out", default="reports/ablations.md", help="report: the markdown file to write")
     p.add_argument("--db", default="mlruns.db", help="report: the MLflow SQLite store the stages log to")
+    p.add_argument("--require-headline", action="store_true",
+                   help="report: exit 1 (after writing it) when a headline comparison is not measurable (CI)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,15 +82,31 @@ def _run(args: argparse.Namespace) -> int:
             results = exp_results(root)
             frames = build_tables(spec, args.profile, results, runs, base=base)
             files = sorted({t.metrics_file for t in spec.tables.values()})
-            checks = table_checks(spec, args.profile, frames, exp_frames(results, files, root), base=base)
+            checks = table_checks(spec, args.profile, frames, exp_frames(results, files, root), base=base,
+                                  results=results, commit=_commit(root))
             text = render_markdown(spec, args.profile, frames, checks)
             with atomic_file(args.out) as f:
                 f.write(text)
             write_json(Path(args.out).with_suffix(".json"), checks)  # the verdicts as data, beside the markdown
             print(text)
+            unmeasured = [h["says"] for h in checks["headline"] if h["verdict"] == "not measurable"]
+            if args.require_headline and unmeasured:
+                raise CommandError(f"{len(unmeasured)} headline comparison(s) not measurable in the {args.profile} "
+                                   f"profile: {'; '.join(unmeasured)}")
     except AblationError as e:
         raise CommandError(str(e)) from None
     return 0
+
+
+def _commit(root: Path) -> str:
+    """The checked-out commit (short hash, "+changes" when the tracked files differ from it): the
+    code the report's experiments ran from; "" outside git."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True, capture_output=True)
+    if head.returncode != 0:
+        return ""
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":!params.yaml", ":!dvc.lock", ":!reports"],
+                           cwd=root).returncode != 0
+    return head.stdout.strip() + ("+changes" if dirty else "")
 
 
 def _ui_arguments(p: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from s2hand.metrics.compare import VERDICTS, paired_comparison, verdict
 
-from .spec import Claim, Column, Experiment, Spec, Table, plan_experiments
+from .spec import MEAN_POSE, Claim, Column, Experiment, Headline, Row, Spec, Table, plan_experiments
 
 LEVEL = 0.95  # the intervals' confidence level
 KEYS = ["seq", "frame"]  # what pairs two rows' per-frame values
@@ -75,18 +75,29 @@ def _row_runs(runs: pd.DataFrame, table_id: str, row_id: str, stages: list[str])
     return sel[sel["tags.stage"].isin(stages)] if "tags.stage" in sel else sel
 
 
+def shown_rows(spec: Spec, profile: str, table: str) -> list[Row]:
+    """The rows of `table` (and the upper bound) that `profile` runs: all of them, or under
+    `headline_only` those the headline comparisons read. Tables with none are not reported."""
+    return [r for r in spec.rows(table) if spec.runs_row(profile, table, r.id)]
+
+
+def row_experiments(spec: Spec, profile: str, base: dict | None = None) -> dict[tuple[str, str], Experiment]:
+    """{(table id, row id): the experiment that runs it} for the rows the profile runs."""
+    return {m: e for e in plan_experiments(spec, profile, base=base) for m in e.members}
+
+
 def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.DataFrame,
                  base: dict | None = None) -> dict[str, pd.DataFrame]:
-    """{table id: DataFrame} with one row per ablation row: label, experiment, ours and the
-    paper's number per column ("<label>" and "<label> paper"), source, MLflow runs, train minutes."""
-    exps: dict[tuple[str, str], Experiment] = {}
-    for e in plan_experiments(spec, profile, base=base):
-        for m in e.members:
-            exps[m] = e
+    """{table id: DataFrame} with one row per ablation row the profile runs (shown_rows): label,
+    experiment, ours and the paper's number per column ("<label>" and "<label> paper"), source,
+    MLflow runs, train minutes."""
+    exps = row_experiments(spec, profile, base)
     frames = {}
     for t_id, table in spec.tables.items():
         records = []
-        for row in spec.rows(t_id):
+        if not shown_rows(spec, profile, t_id):
+            continue
+        for row in shown_rows(spec, profile, t_id):
             exp = exps[(t_id, row.id)]
             res = results.get(exp.name)
             block = dig((res or {}).get("metrics", {}).get(table.metrics_file), table.metrics_prefix)
@@ -158,14 +169,17 @@ def claim_check(table: Table, claim: Claim, rows: dict[str, pd.DataFrame | None]
 
 
 def upper_bound_check(spec: Spec, table: Table, frame: pd.DataFrame, rows: dict[str, pd.DataFrame | None],
-                      level: float = LEVEL) -> dict:
+                      level: float = LEVEL) -> dict | None:
     """The upper bound against the self-supervised rows in the table's first column: its value, the
     best self-supervised one, whether it beats them all ("beats"; None when unmeasured),
     "undertrained" (it does not: the profile trained too little for the table to mean much), and
-    the paired comparison with the reference row (verdict on "the upper bound is better")."""
+    the paired comparison with the reference row (verdict on "the upper bound is better"). None
+    where the profile does not run the upper bound for this table."""
     c = table.columns[0]
+    if spec.upper_bound.id not in frame.index:
+        return None
     ub = float(frame.loc[spec.upper_bound.id, c.label])
-    own = [float(frame.loc[r.id, c.label]) for r in table.rows]
+    own = [float(frame.loc[r.id, c.label]) for r in table.rows if r.id in frame.index]
     own = [v for v in own if not math.isnan(v)]
     best = (min(own) if c.lower_is_better else max(own)) if own else math.nan
     measured = not (math.isnan(ub) or math.isnan(best))
@@ -176,20 +190,60 @@ def upper_bound_check(spec: Spec, table: Table, frame: pd.DataFrame, rows: dict[
                              **compare_rows(rows.get(spec.upper_bound.id), rows.get(table.reference), c, True, level)}}
 
 
+def mean_pose_check(metrics: dict | None) -> dict:
+    """A row against the mean pose: the training stage's own paired comparison on its validation
+    frames (the metrics file's "vs_baseline": PA-MPJPE minus the mean pose's, cm) -> compare_rows'
+    keys, verdict on "the row is better"."""
+    out = {"diff": None, "lo": None, "hi": None, "groups": 0, "frames": 0, "verdict": "not measurable", "reason": ""}
+    vs = (metrics or {}).get("vs_baseline")
+    if not isinstance(vs, dict) or vs.get("diff_cm") is None:
+        out["reason"] = "no comparison with the mean pose in the metrics file"
+        return out
+    out.update(diff=vs["diff_cm"], lo=vs.get("lo_cm"), hi=vs.get("hi_cm"), groups=int(vs.get("groups") or 0),
+               frames=int(vs.get("frames") or 0))
+    out["verdict"] = verdict(out, paper_lower=True)
+    if out["lo"] is None:
+        out["reason"] = f"{out['groups']} sequences: too few for an interval"
+    return out
+
+
+def headline_check(spec: Spec, h: Headline, rows: dict[tuple[str, str], pd.DataFrame | None],
+                   metrics: dict[tuple[str, str], dict | None], level: float = LEVEL) -> dict:
+    """One headline comparison (spec.Headline): {"says", "table", "better", "worse", "metric",
+    compare_rows' keys}; verdict on "better is better", the paper's direction."""
+    table = spec.tables[h.table]
+    col = next(c for c in table.columns if c.key == h.metric)
+    if h.worse == MEAN_POSE:
+        c = mean_pose_check(metrics.get((h.table, h.better)))
+    else:
+        c = compare_rows(rows.get((h.table, h.better)), rows.get((h.table, h.worse)), col, True, level)
+    return {"says": h.says, "table": h.table, "better": h.better, "worse": h.worse, "metric": h.metric,
+            "lower_is_better": col.lower_is_better, **c}
+
+
 def table_checks(spec: Spec, profile: str, frames: dict[str, pd.DataFrame],
                  per_frame: dict[str, dict[str, pd.DataFrame]], base: dict | None = None,
-                 level: float = LEVEL) -> dict:
-    """reports/ablations.json: {"profile", "level", "tables": {table id: {"claims": [claim_check],
-    "counts": {verdict: n}, "upper_bound": upper_bound_check}}}. frames: build_tables' output."""
+                 level: float = LEVEL, results: dict[str, dict] | None = None, commit: str = "") -> dict:
+    """reports/ablations.json: {"profile", "commit", "level", "headline": [headline_check], "tables":
+    {table id: {"claims": [claim_check], "counts": {verdict: n}, "upper_bound": upper_bound_check}}}.
+    frames: build_tables' output; results: exp_results' (the metrics files, for the mean pose)."""
     by_row = row_frames(spec, profile, per_frame, base)
+    exps = row_experiments(spec, profile, base)
+    metrics = {m: dig(((results or {}).get(e.name) or {}).get("metrics", {}).get(spec.tables[m[0]].metrics_file),
+                      spec.tables[m[0]].metrics_prefix.rpartition(".")[0])
+               for m, e in exps.items()}
     tables = {}
     for t_id, table in spec.tables.items():
-        rows = {r.id: by_row.get((t_id, r.id)) for r in spec.rows(t_id)}
-        claims = [claim_check(table, cl, rows, level) for cl in table.claims]
+        if t_id not in frames:
+            continue
+        shown = {r.id for r in shown_rows(spec, profile, t_id)}
+        rows = {r: by_row.get((t_id, r)) for r in shown}
+        claims = [claim_check(table, cl, rows, level) for cl in table.claims if {cl.better, cl.worse} <= shown]
         tables[t_id] = {"title": table.title, "claims": claims,
                         "counts": {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS},
                         "upper_bound": upper_bound_check(spec, table, frames[t_id], rows, level)}
-    return {"profile": profile, "level": level, "tables": tables}
+    headline = [headline_check(spec, h, by_row, metrics, level) for h in spec.headline]
+    return {"profile": profile, "commit": commit, "level": level, "headline": headline, "tables": tables}
 
 
 def _interval(c: dict, digits: int = 3) -> str:
@@ -207,9 +261,25 @@ def claim_lines(check: dict) -> list[str]:
             f"{_interval(c)}." for c in check["claims"]]
 
 
+def headline_lines(checks: dict) -> list[str]:
+    """The headline section: one bullet per comparison, and how many are measured."""
+    h = checks.get("headline") or []
+    if not h:
+        return []
+    n = sum(c["verdict"] != "not measurable" for c in h)
+    out = ["## Headline comparisons", "",
+           f"{n} of {len(h)} measured (held or reversed); each is the first row minus the second, frame by frame "
+           "on the validation frames (the mean pose: the training stage's own comparison on them).", ""]
+    out += [f"- {c['says']}: **{c['verdict']}**; {c['better']} minus {c['worse']} ({c['table']}), {c['metric']}: "
+            f"{_interval(c)}." for c in h]
+    return out + [""]
+
+
 def upper_bound_lines(spec: Spec, table: Table, check: dict) -> list[str]:
     u = check["upper_bound"]
     label = table.columns[0].label
+    if u is None:
+        return []
     if u["beats"] is None:
         return ["The upper bound was not measured."]
     v = u["vs_reference"]
@@ -230,7 +300,8 @@ def _fmt(v: object) -> str:
 
 def render_markdown(spec: Spec, profile: str, frames: dict[str, pd.DataFrame], checks: dict) -> str:
     """The report; checks: table_checks' output (the verdicts are read from it, not recomputed)."""
-    out = [f"# Ablations ({profile} profile)", "",
+    commit = f" at commit `{checks['commit']}`" if checks.get("commit") else ""
+    out = [f"# Ablations ({profile} profile{commit})", "",
            "Generated by `s2hand ablations report` from the DVC experiments (`dvc exp show`) and the MLflow "
            f"store (experiment `{spec.mlflow_experiment}-{profile}`); definitions in `ablations.yaml`, "
            "details in `docs/ablations.md`; the verdicts as data in `ablations.json`. Ours: the validation "
@@ -239,8 +310,10 @@ def render_markdown(spec: Spec, profile: str, frames: dict[str, pd.DataFrame], c
            "",
            f"Each claim: the difference frame by frame with its {checks['level']:.0%} interval from a bootstrap "
            "over sequences, and one verdict: held (measurably in the paper's direction), reversed (measurably "
-           "against it) or not measurable.", ""]
+           "against it) or not measurable.", "", *headline_lines(checks)]
     for t_id, table in spec.tables.items():
+        if t_id not in frames:
+            continue
         f = frames[t_id]
         check = checks["tables"][t_id]
         shown = f.drop(columns=["experiment"]).copy()
@@ -253,7 +326,7 @@ def render_markdown(spec: Spec, profile: str, frames: dict[str, pd.DataFrame], c
             out += [f"The paper's claims here: {n['held']} held, {n['reversed']} reversed, "
                     f"{n['not measurable']} not measurable.", "", *claim_lines(check), ""]
         out += [*upper_bound_lines(spec, table, check), ""]
-        notes = [f"{r.id}: {r.note}" for r in spec.rows(t_id) if r.note]
+        notes = [f"{r.id}: {r.note}" for r in shown_rows(spec, profile, t_id) if r.note]
         if notes:
             out += ["Notes: " + "; ".join(notes) + ".", ""]
     return "\n".join(out).rstrip() + "\n"

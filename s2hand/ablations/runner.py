@@ -96,7 +96,7 @@ def prepare_workspace(exps: list[Experiment], spec: Spec, profile: str, cwd: str
     raw = yaml.safe_load(original)
     default = next((e for e in exps if e.name == f"{profile}-default"), None)
     targets = default.stages if default else sorted({s for e in exps for s in e.stages})
-    staged = apply_overrides(raw, spec.profiles[profile])
+    staged = apply_overrides(raw, spec.profiles[profile].set)
     tagged = apply_overrides(staged, {"mlflow.experiment": f"{spec.mlflow_experiment}-{profile}",
                                       "mlflow.tags": default.tags if default else {}})
     path.write_text(yaml.safe_dump(tagged, sort_keys=False))
@@ -104,7 +104,7 @@ def prepare_workspace(exps: list[Experiment], spec: Spec, profile: str, cwd: str
     try:
         proc = _dvc(["dvc", "repro", *targets], cwd)
     finally:
-        path.write_text(yaml.safe_dump(staged, sort_keys=False) if spec.profiles[profile] else original)
+        path.write_text(yaml.safe_dump(staged, sort_keys=False) if spec.profiles[profile].set else original)
     if proc.returncode != 0:
         raise AblationError(f"dvc repro of the {profile} profile failed (exit {proc.returncode})")
     return round(time.perf_counter() - t0, 1)

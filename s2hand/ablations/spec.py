@@ -4,11 +4,13 @@
     exps = plan_experiments(spec, "tiny", tables=["table3"])        # one entry per distinct run
 
 A table lists rows; a row is a set of params overrides (`-S key=value`), the paper's numbers for
-it, and which table/row it is. Rows of different tables with the same overrides (e.g. Table 4's
+it, and which table/row it is. The headline lists the comparisons a run must measure; a profile
+with `headline_only` (CI's) runs just the rows they read. Rows of different tables with the same overrides (e.g. Table 4's
 "quaternion + T&S" and Table 7's "interv 3, n 3", both the defaults) are one DVC experiment: DVC
 would restore the second from its run cache anyway. The upper-bound row (ground-truth 3D
-supervision) is appended to every table. A profile adds overrides under every row's (`tiny`
-makes each stage cheap for CI; `full` is params.yaml as is); a row's own overrides win.
+supervision) is appended to every table. A profile's `set` adds overrides under every row's
+(`tiny` makes each stage cheap, a smoke test; `full` and `ci` are params.yaml as is); a row's own
+overrides win.
 
 Every override is checked against the params schema (s2hand/config.py) once, applied to
 params.yaml: a misspelt key or a bad value stops here with the schema's message.
@@ -90,11 +92,34 @@ class Table(_Strict):
         return self
 
 
+class Profile(_Strict):
+    """How much a run of the ablations trains, and which rows it runs."""
+
+    set: dict[str, Scalar] = {}  # overrides under every row's (a row's own win)
+    headline_only: bool = False  # run only the rows the headline comparisons need (CI's budget)
+
+
+MEAN_POSE = "mean_pose"  # a headline's `worse`: the constant mean-pose hand (the row's own vs_baseline)
+
+
+class Headline(_Strict):
+    """A comparison a run must measure (CI's profile is sized for these): row `better` against row
+    `worse` of `table` in `metric`, the paper's direction (better is better); `worse: mean_pose`
+    compares with the mean-pose baseline the training stage scores on the same frames."""
+
+    says: str
+    table: str
+    better: str
+    worse: str
+    metric: str
+
+
 class Spec(_Strict):
     mlflow_experiment: str = Field(min_length=1)  # MLflow experiment of the ablation runs (+ "-<profile>")
-    profiles: dict[str, dict[str, Scalar]]
+    profiles: dict[str, Profile]
     upper_bound: Row  # appended to every table
     tables: dict[str, Table] = Field(min_length=1)
+    headline: list[Headline] = []
 
     @field_validator("tables")
     @classmethod
@@ -113,11 +138,32 @@ class Spec(_Strict):
         for t_id, t in self.tables.items():
             if any(r.id == self.upper_bound.id for r in t.rows):
                 raise ValueError(f"{t_id}: row id {self.upper_bound.id!r} is the upper bound's")
+        for h in self.headline:
+            if h.table not in self.tables:
+                raise ValueError(f"headline {h.says!r}: no table {h.table!r}")
+            ids = [r.id for r in self.rows(h.table)]
+            for rid in (h.better, h.worse):
+                if rid not in ids and not (rid == MEAN_POSE == h.worse):
+                    raise ValueError(f"headline {h.says!r}: no row {rid!r} in {h.table}")
+            if h.metric not in {c.key for c in self.tables[h.table].columns}:
+                raise ValueError(f"headline {h.says!r}: no column {h.metric!r} in {h.table}")
+            if h.worse == MEAN_POSE and h.metric != "pa_mpjpe_cm":
+                raise ValueError(f"headline {h.says!r}: the mean pose is compared in pa_mpjpe_cm only")
+        if any(p.headline_only for p in self.profiles.values()) and not self.headline:
+            raise ValueError("a profile runs the headline rows only, but there is no headline")
         return self
 
     def rows(self, table: str) -> list[Row]:
         """The table's rows and the upper bound."""
         return [*self.tables[table].rows, self.upper_bound]
+
+    def headline_rows(self) -> set[tuple[str, str]]:
+        """(table id, row id) of every row a headline comparison reads."""
+        return {(h.table, r) for h in self.headline for r in (h.better, h.worse) if r != MEAN_POSE}
+
+    def runs_row(self, profile: str, table: str, row: str) -> bool:
+        """Whether `profile` runs that row (a headline-only profile runs the headline's rows)."""
+        return not self.profiles[profile].headline_only or (table, row) in self.headline_rows()
 
 
 class AblationError(ValueError):
@@ -172,10 +218,10 @@ def load_spec(path: str | Path, params_path: str | Path | None = "params.yaml") 
     if params_path is not None:
         raw = yaml.safe_load(Path(params_path).read_text())
         for name, prof in spec.profiles.items():
-            check_overrides(raw, prof, f"{path}: profiles.{name}")
+            check_overrides(raw, prof.set, f"{path}: profiles.{name}")
             for t_id, t in spec.tables.items():
                 for r in spec.rows(t_id):
-                    check_overrides(raw, {**prof, **r.set}, f"{path}: {t_id}.{r.id} (profile {name})")
+                    check_overrides(raw, {**prof.set, **r.set}, f"{path}: {t_id}.{r.id} (profile {name})")
     return spec
 
 
@@ -219,7 +265,7 @@ def plan_experiments(spec: Spec, profile: str, tables: list[str] | None = None,
     if unknown:
         raise AblationError(f"no tables {unknown}; have {sorted(spec.tables)}")
     by_key: dict[str, Experiment] = {}
-    prof = spec.profiles[profile]
+    prof = spec.profiles[profile].set
     default = _key(prof if base is None else apply_overrides(base, prof))  # the profile alone
     for t_id in spec.tables:  # all tables: names, tags and targets do not depend on `tables`
         table = spec.tables[t_id]
@@ -233,7 +279,7 @@ def plan_experiments(spec: Spec, profile: str, tables: list[str] | None = None,
                 exp = by_key[key] = Experiment(name.replace("_", "-"), ov, [])
             exp.members.append((t_id, row.id))
             exp.stages += [s for s in table.stages if s not in exp.stages]
-    return [e for e in by_key.values() if any(t in chosen for t, _ in e.members)]
+    return [e for e in by_key.values() if any(t in chosen and spec.runs_row(profile, t, r) for t, r in e.members)]
 
 
 def exp_run_args(exp: Experiment, spec: Spec, profile: str, queue: bool) -> list[str]:
