@@ -316,3 +316,43 @@ def test_bad_headline_stops_with_its_reason(tmp_path, bad, match):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(AblationError, match=match):
         load_spec(path, None)
+
+
+# ----------------------------------------------------------------------------- seeds
+def _seeded_spec(spec, seeds):
+    profiles = {**spec.profiles, "ci": spec.profiles["ci"].model_copy(update={"seeds": seeds})}
+    return spec.model_copy(update={"profiles": profiles})
+
+
+def test_every_row_runs_once_per_seed_of_the_profile(spec):
+    assert spec.profiles["full"].seeds == [0, 1, 2]
+    one = plan_experiments(spec, "ci", base=BASE)
+    three = plan_experiments(_seeded_spec(spec, [0, 1, 2]), "ci", base=BASE)
+    assert len(three) == 3 * len(one)
+    by_name = {e.name: e for e in three}
+    assert "seed" not in by_name["ci-default"].overrides and by_name["ci-default"].seed == 0  # params.yaml's seed
+    assert by_name["ci-default-s2"].overrides["seed"] == 2 and by_name["ci-default-s2"].members == by_name["ci-default"].members
+    assert "seed=1" in " ".join(exp_run_args(by_name["ci-table3-no-ori-s1"], spec, "ci", queue=False))
+    from s2hand.ablations.spec import Profile
+    with pytest.raises(ValueError, match="distinct"):
+        Profile(seeds=[1, 1])
+
+
+def test_intervals_pool_the_seeds_and_pair_frames_within_a_seed(spec):
+    seeded = _seeded_spec(spec, [0, 1, 2])
+    results = _fake_results(seeded, True, "ci")
+    for name, item in results.items():  # every seed's default beats the mean pose
+        block = item["metrics"].get("reports/train/finetune.json")
+        if block is not None:
+            block["vs_baseline"] = {"diff_cm": -0.1, "lo_cm": -0.2, "hi_cm": -0.03, "groups": 50, "frames": 500}
+    per_frame = _fake_frames(seeded, True, profile="ci", results=results)
+    frames = build_tables(seeded, "ci", results, pd.DataFrame(), base=BASE)
+    assert (frames["table3"]["seeds"] == 3).all()
+    checks = table_checks(seeded, "ci", frames, per_frame, base=BASE, results=results)
+    h = {(c["better"], c["worse"]): c for c in checks["headline"]}
+    assert h[("upper_bound", "all")]["groups"] == 30  # 10 sequences in each of 3 seeds
+    assert h[("all", "mean_pose")]["verdict"] == "held" and len(h[("all", "mean_pose")]["seeds"]) == 3
+    results["ci-default-s1"]["metrics"]["reports/train/finetune.json"]["vs_baseline"].update(hi_cm=0.05)
+    again = table_checks(seeded, "ci", frames, per_frame, base=BASE, results=results)
+    m = next(c for c in again["headline"] if c["worse"] == "mean_pose")
+    assert m["verdict"] == "not measurable" and m["reason"] == "the seeds disagree"

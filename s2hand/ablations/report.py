@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from s2hand.metrics.compare import VERDICTS, paired_comparison, verdict
@@ -33,7 +34,8 @@ from s2hand.metrics.compare import VERDICTS, paired_comparison, verdict
 from .spec import MEAN_POSE, Claim, Column, Experiment, Headline, Row, Spec, Table, plan_experiments
 
 LEVEL = 0.95  # the intervals' confidence level
-KEYS = ["seq", "frame"]  # what pairs two rows' per-frame values
+KEYS = ["seq", "frame"]  # what pairs two rows' per-frame values (and "seed" under several seeds)
+SEED_STRIDE = 1_000_000  # sequence ids of seed s become s * SEED_STRIDE + seq in the bootstrap
 
 
 def frames_file(metrics_file: str) -> str:
@@ -81,9 +83,14 @@ def shown_rows(spec: Spec, profile: str, table: str) -> list[Row]:
     return [r for r in spec.rows(table) if spec.runs_row(profile, table, r.id)]
 
 
-def row_experiments(spec: Spec, profile: str, base: dict | None = None) -> dict[tuple[str, str], Experiment]:
-    """{(table id, row id): the experiment that runs it} for the rows the profile runs."""
-    return {m: e for e in plan_experiments(spec, profile, base=base) for m in e.members}
+def row_experiments(spec: Spec, profile: str, base: dict | None = None) -> dict[tuple[str, str], list[Experiment]]:
+    """{(table id, row id): the experiments that run it, one per seed of the profile} for the rows
+    the profile runs."""
+    out: dict[tuple[str, str], list[Experiment]] = {}
+    for e in plan_experiments(spec, profile, base=base):
+        for m in e.members:
+            out.setdefault(m, []).append(e)
+    return out
 
 
 def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.DataFrame,
@@ -98,20 +105,24 @@ def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.Da
         if not shown_rows(spec, profile, t_id):
             continue
         for row in shown_rows(spec, profile, t_id):
-            exp = exps[(t_id, row.id)]
-            res = results.get(exp.name)
-            block = dig((res or {}).get("metrics", {}).get(table.metrics_file), table.metrics_prefix)
+            seeds = exps[(t_id, row.id)]
+            blocks = [dig(((results.get(e.name) or {}).get("metrics") or {}).get(table.metrics_file),
+                          table.metrics_prefix) for e in seeds]
+            blocks = [b for b in blocks if isinstance(b, dict)]
             rr = _row_runs(runs, t_id, row.id, table.stages)
-            rec: dict[str, object] = {"row": row.id, "label": row.label, "experiment": exp.name}
-            source = "dvc" if isinstance(block, dict) else "missing"
+            rec: dict[str, object] = {"row": row.id, "label": row.label, "experiment": seeds[0].name}
+            source = "dvc" if blocks else "missing"
             for c in table.columns:
-                ours = _num(dig(block, c.key)) if isinstance(block, dict) else math.nan
+                values = [v for v in (_num(dig(b, c.key)) for b in blocks) if not math.isnan(v)]
+                ours = float(sum(values) / len(values)) if values else math.nan  # the mean over seeds
                 col = f"metrics.val/{c.key}"
                 if math.isnan(ours) and not rr.empty and col in rr and rr[col].notna().any():
                     ours, source = float(rr.sort_values("start_time")[col].dropna().iloc[-1]), "mlflow"
                 rec[c.label] = ours
                 rec[f"{c.label} paper"] = row.paper.get(c.key, math.nan)
             rec["source"] = source
+            if len(seeds) > 1:
+                rec["seeds"] = len(blocks)
             rec["mlflow runs"] = len(rr)
             if not rr.empty and {"start_time", "end_time"} <= set(rr):
                 rec["train min"] = round(float((rr["end_time"] - rr["start_time"]).dt.total_seconds().sum()) / 60, 2)
@@ -124,12 +135,20 @@ def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.Da
 
 def row_frames(spec: Spec, profile: str, per_frame: dict[str, dict[str, pd.DataFrame]],
                base: dict | None = None) -> dict[tuple[str, str], pd.DataFrame | None]:
-    """{(table id, row id): the per-frame values of the row's experiment for the table's metrics
-    file, or None}; per_frame: {experiment name: {metrics file: DataFrame}} (runner.exp_frames)."""
+    """{(table id, row id): the per-frame values of the row's experiments for the table's metrics
+    file, or None}; per_frame: {experiment name: {metrics file: DataFrame}} (runner.exp_frames).
+    Under several seeds, each seed's frames with a "seed" column, stacked: a seed renders its own
+    data, so frames pair within a seed and sequences are told apart across seeds."""
     out: dict[tuple[str, str], pd.DataFrame | None] = {}
-    for e in plan_experiments(spec, profile, base=base):
-        for t_id, r_id in e.members:
-            out[(t_id, r_id)] = (per_frame.get(e.name) or {}).get(spec.tables[t_id].metrics_file)
+    for (t_id, r_id), exps in row_experiments(spec, profile, base).items():
+        parts = [((per_frame.get(e.name) or {}).get(spec.tables[t_id].metrics_file), e.seed) for e in exps]
+        parts = [(f, s) for f, s in parts if f is not None]
+        if not parts:
+            out[(t_id, r_id)] = None
+        elif len(exps) == 1:
+            out[(t_id, r_id)] = parts[0][0]
+        else:
+            out[(t_id, r_id)] = pd.concat([f.assign(seed=s) for f, s in parts], ignore_index=True)
     return out
 
 
@@ -146,12 +165,15 @@ def compare_rows(a: pd.DataFrame | None, b: pd.DataFrame | None, col: Column, pa
     if col.key not in a or col.key not in b:
         out["reason"] = f"no per-frame {col.key}"
         return out
-    both = a[KEYS + [col.key]].merge(b[KEYS + [col.key]], on=KEYS, suffixes=("_a", "_b")).dropna()
+    keys = KEYS + (["seed"] if "seed" in a and "seed" in b else [])  # several seeds: pair within a seed
+    both = a[keys + [col.key]].merge(b[keys + [col.key]], on=keys, suffixes=("_a", "_b")).dropna()
     if both.empty:
         out["reason"] = "no frames in common"
         return out
-    c = paired_comparison(both[f"{col.key}_a"].to_numpy(), both[f"{col.key}_b"].to_numpy(),
-                          both["seq"].to_numpy(), level)
+    seq = both["seq"].to_numpy().astype(np.int64)
+    if "seed" in keys:  # a sequence of one seed's data is not that of another's
+        seq = np.where(seq < 0, -1, both["seed"].to_numpy().astype(np.int64) * SEED_STRIDE + seq)
+    c = paired_comparison(both[f"{col.key}_a"].to_numpy(), both[f"{col.key}_b"].to_numpy(), seq, level)
     paper_lower = col.lower_is_better == paper_a_better  # the paper says a - b < 0
     out.update({k: c[k] for k in ("diff", "lo", "hi", "groups", "frames")})
     out["verdict"] = verdict(c, paper_lower)
@@ -207,14 +229,33 @@ def mean_pose_check(metrics: dict | None) -> dict:
     return out
 
 
+def mean_pose_over_seeds(per_seed: list[dict | None]) -> dict:
+    """mean_pose_check of each seed's metrics; several seeds: the mean difference, the widest
+    bounds ("lo" the lowest, "hi" the highest), and a verdict only where every seed agrees."""
+    checks = [mean_pose_check(m) for m in per_seed] or [mean_pose_check(None)]
+    if len(checks) == 1:
+        return checks[0]
+    if any(c["lo"] is None for c in checks):
+        return {**checks[0], "diff": None, "lo": None, "hi": None, "verdict": "not measurable",
+                "reason": "a seed without an interval against the mean pose"}
+    verdicts = {c["verdict"] for c in checks}
+    return {"diff": sum(c["diff"] for c in checks) / len(checks), "lo": min(c["lo"] for c in checks),
+            "hi": max(c["hi"] for c in checks), "groups": sum(c["groups"] for c in checks),
+            "frames": sum(c["frames"] for c in checks),
+            "verdict": verdicts.pop() if len(verdicts) == 1 else "not measurable",
+            "reason": "" if len(verdicts) <= 1 else "the seeds disagree",
+            "seeds": [{k: c[k] for k in ("diff", "lo", "hi", "verdict")} for c in checks]}
+
+
 def headline_check(spec: Spec, h: Headline, rows: dict[tuple[str, str], pd.DataFrame | None],
-                   metrics: dict[tuple[str, str], dict | None], level: float = LEVEL) -> dict:
+                   metrics: dict[tuple[str, str], list[dict | None]], level: float = LEVEL) -> dict:
     """One headline comparison (spec.Headline): {"says", "table", "better", "worse", "metric",
-    compare_rows' keys}; verdict on "better is better", the paper's direction."""
+    compare_rows' keys}; verdict on "better is better", the paper's direction. metrics: each
+    row's metrics file (the block above metrics_prefix), one per seed."""
     table = spec.tables[h.table]
     col = next(c for c in table.columns if c.key == h.metric)
     if h.worse == MEAN_POSE:
-        c = mean_pose_check(metrics.get((h.table, h.better)))
+        c = mean_pose_over_seeds(metrics.get((h.table, h.better)) or [])
     else:
         c = compare_rows(rows.get((h.table, h.better)), rows.get((h.table, h.worse)), col, True, level)
     return {"says": h.says, "table": h.table, "better": h.better, "worse": h.worse, "metric": h.metric,
@@ -229,9 +270,9 @@ def table_checks(spec: Spec, profile: str, frames: dict[str, pd.DataFrame],
     frames: build_tables' output; results: exp_results' (the metrics files, for the mean pose)."""
     by_row = row_frames(spec, profile, per_frame, base)
     exps = row_experiments(spec, profile, base)
-    metrics = {m: dig(((results or {}).get(e.name) or {}).get("metrics", {}).get(spec.tables[m[0]].metrics_file),
-                      spec.tables[m[0]].metrics_prefix.rpartition(".")[0])
-               for m, e in exps.items()}
+    metrics = {m: [dig(((results or {}).get(e.name) or {}).get("metrics", {}).get(spec.tables[m[0]].metrics_file),
+                       spec.tables[m[0]].metrics_prefix.rpartition(".")[0]) for e in es]
+               for m, es in exps.items()}
     tables = {}
     for t_id, table in spec.tables.items():
         if t_id not in frames:

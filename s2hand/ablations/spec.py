@@ -17,6 +17,7 @@ params.yaml: a misspelt key or a bad value stops here with the schema's message.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -97,6 +98,14 @@ class Profile(_Strict):
 
     set: dict[str, Scalar] = {}  # overrides under every row's (a row's own win)
     headline_only: bool = False  # run only the rows the headline comparisons need (CI's budget)
+    seeds: list[int] = []  # every row once per seed (-S seed=N; intervals pool over them); []: params.yaml's
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(x < 0 for x in v):
+            raise ValueError(f"seeds must be distinct and >= 0, got {v}")
+        return v
 
 
 MEAN_POSE = "mean_pose"  # a headline's `worse`: the constant mean-pose hand (the row's own vs_baseline)
@@ -230,10 +239,11 @@ def load_spec(path: str | Path, params_path: str | Path | None = "params.yaml") 
 class Experiment:
     """One DVC experiment: a distinct set of overrides, the table rows it stands for."""
 
-    name: str  # DVC experiment name: "<profile>-<first table>-<first row>"
-    overrides: dict[str, Scalar]  # profile + row, row wins
+    name: str  # DVC experiment name: "<profile>-<first table>-<first row>[-s<seed>]"
+    overrides: dict[str, Scalar]  # profile + row, row wins (+ seed)
     stages: list[str]  # DVC targets (union over its rows' tables)
     members: list[tuple[str, str]] = field(default_factory=list)  # (table id, row id)
+    seed: int | None = None  # the profile's seed it runs with (None: params.yaml's)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -279,7 +289,15 @@ def plan_experiments(spec: Spec, profile: str, tables: list[str] | None = None,
                 exp = by_key[key] = Experiment(name.replace("_", "-"), ov, [])
             exp.members.append((t_id, row.id))
             exp.stages += [s for s in table.stages if s not in exp.stages]
-    return [e for e in by_key.values() if any(t in chosen and spec.runs_row(profile, t, r) for t, r in e.members)]
+    exps = [e for e in by_key.values() if any(t in chosen and spec.runs_row(profile, t, r) for t, r in e.members)]
+    seeds = spec.profiles[profile].seeds
+    if not seeds:
+        return exps
+    own = (base or {}).get("seed")
+    return [dataclasses.replace(e, name=e.name if s == own else f"{e.name}-s{s}", seed=s,
+                                overrides=e.overrides if s == own else {**e.overrides, "seed": s},
+                                members=list(e.members), stages=list(e.stages))
+            for e in exps for s in seeds]
 
 
 def exp_run_args(exp: Experiment, spec: Spec, profile: str, queue: bool) -> list[str]:
