@@ -356,3 +356,24 @@ def test_intervals_pool_the_seeds_and_pair_frames_within_a_seed(spec):
     again = table_checks(seeded, "ci", frames, per_frame, base=BASE, results=results)
     m = next(c for c in again["headline"] if c["worse"] == "mean_pose")
     assert m["verdict"] == "not measurable" and m["reason"] == "the seeds disagree"
+
+
+def test_exp_results_leave_out_experiments_still_running(monkeypatch):
+    """A running experiment's files are its baseline's until it ends: reading them would pair a row
+    with the default's own frames (difference exactly 0)."""
+    import subprocess
+
+    from s2hand.ablations import runner
+
+    def rev(name, ts):
+        return {"rev": name + "rev", "name": name, "error": None,
+                "data": {"timestamp": ts, "params": {"params.yaml": {"data": {"seed": 0}}},
+                         "metrics": {"reports/train/finetune.json": {"data": {"val": {"pa_mpjpe_cm": 1.0}}}}}}
+    shown = [{"rev": "workspace", "experiments": None},
+             {"rev": "abc", "experiments": [
+                 {"name": "ci-table6-wsl", "executor": {"state": "running", "name": "tempdir"}, "revs": [rev("ci-table6-wsl", "2")]},
+                 {"name": "ci-default", "executor": None, "revs": [rev("ci-default", "1")]}]}]
+    monkeypatch.setattr(runner, "_dvc", lambda args, cwd, capture=False: subprocess.CompletedProcess(
+        args, 0, stdout=json.dumps(shown), stderr=""))
+    out = runner.exp_results(".")
+    assert set(out) == {"ci-default"} and out["ci-default"]["metrics"]["reports/train/finetune.json"]["val"]["pa_mpjpe_cm"] == 1.0

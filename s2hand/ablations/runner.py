@@ -29,14 +29,16 @@ def _dvc(args: list[str], cwd: Path, capture: bool = False) -> subprocess.Comple
 
 
 def exp_results(cwd: str | Path = ".") -> dict[str, dict]:
-    """`dvc exp show --json -A`: every named experiment of every commit (the newest of equal names)
-    -> {"rev", "timestamp", "params": params.yaml's content, "metrics": {file: content}}."""
+    """`dvc exp show --json -A`: every named, finished experiment of every commit (the newest of
+    equal names) -> {"rev", "timestamp", "params": params.yaml's content, "metrics": {file: content}}."""
     proc = _dvc(["dvc", "exp", "show", "--json", "-A", "--hide-queued", "--hide-failed"], Path(cwd), capture=True)
     if proc.returncode != 0:
         raise AblationError(f"dvc exp show failed: {proc.stderr.strip()[-2000:]}")
     out: dict[str, dict] = {}
     for baseline in json.loads(proc.stdout or "[]"):
         for group in baseline.get("experiments") or []:
+            if ((group.get("executor") or {}).get("state") or "success") != "success":
+                continue  # still running: its files are the baseline's until it ends
             for rev in group.get("revs") or []:
                 data, name = rev.get("data") or {}, rev.get("name")
                 if not name or rev.get("error"):
