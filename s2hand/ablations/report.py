@@ -101,10 +101,11 @@ def build_tables(spec: Spec, profile: str, results: dict[str, dict], runs: pd.Da
     exps = row_experiments(spec, profile, base)
     frames = {}
     for t_id, table in spec.tables.items():
-        records = []
-        if not shown_rows(spec, profile, t_id):
+        shown = shown_rows(spec, profile, t_id)
+        if not shown:
             continue
-        for row in shown_rows(spec, profile, t_id):
+        records = []
+        for row in shown:
             seeds = exps[(t_id, row.id)]
             blocks = [dig(((results.get(e.name) or {}).get("metrics") or {}).get(table.metrics_file),
                           table.metrics_prefix) for e in seeds]
@@ -152,13 +153,19 @@ def row_frames(spec: Spec, profile: str, per_frame: dict[str, dict[str, pd.DataF
     return out
 
 
+def _unmeasured(reason: str = "") -> dict:
+    """A comparison without a difference yet (compare_rows' keys)."""
+    return {"diff": None, "lo": None, "hi": None, "groups": 0, "frames": 0, "verdict": "not measurable",
+            "reason": reason}
+
+
 def compare_rows(a: pd.DataFrame | None, b: pd.DataFrame | None, col: Column, paper_a_better: bool = True,
                  level: float = LEVEL) -> dict:
     """Row a minus row b in `col`, frame by frame on the frames both have (joined on seq, frame;
     frames without a value dropped), with the sequence-bootstrap interval, and the verdict on
     "a is better than b" (paper_a_better) -> {"diff", "lo", "hi", "groups", "frames", "verdict",
     "reason"} ("reason": why there is no interval, else "")."""
-    out = {"diff": None, "lo": None, "hi": None, "groups": 0, "frames": 0, "verdict": "not measurable", "reason": ""}
+    out = _unmeasured()
     if a is None or b is None:
         out["reason"] = "no per-frame values"
         return out
@@ -216,7 +223,7 @@ def mean_pose_check(metrics: dict | None) -> dict:
     """A row against the mean pose: the training stage's own paired comparison on its validation
     frames (the metrics file's "vs_baseline": PA-MPJPE minus the mean pose's, cm) -> compare_rows'
     keys, verdict on "the row is better"."""
-    out = {"diff": None, "lo": None, "hi": None, "groups": 0, "frames": 0, "verdict": "not measurable", "reason": ""}
+    out = _unmeasured()
     vs = (metrics or {}).get("vs_baseline")
     if not isinstance(vs, dict) or vs.get("diff_cm") is None:
         out["reason"] = "no comparison with the mean pose in the metrics file"
@@ -239,11 +246,12 @@ def mean_pose_over_seeds(per_seed: list[dict | None]) -> dict:
         return {**checks[0], "diff": None, "lo": None, "hi": None, "verdict": "not measurable",
                 "reason": "a seed without an interval against the mean pose"}
     verdicts = {c["verdict"] for c in checks}
+    agreed = len(verdicts) == 1
     return {"diff": sum(c["diff"] for c in checks) / len(checks), "lo": min(c["lo"] for c in checks),
             "hi": max(c["hi"] for c in checks), "groups": sum(c["groups"] for c in checks),
             "frames": sum(c["frames"] for c in checks),
-            "verdict": verdicts.pop() if len(verdicts) == 1 else "not measurable",
-            "reason": "" if len(verdicts) <= 1 else "the seeds disagree",
+            "verdict": next(iter(verdicts)) if agreed else "not measurable",
+            "reason": "" if agreed else "the seeds disagree",
             "seeds": [{k: c[k] for k in ("diff", "lo", "hi", "verdict")} for c in checks]}
 
 

@@ -88,8 +88,8 @@ def network_rows(model: Path, hand_model: Path, params, dataset: Path, keypoints
         else:
             kept[training_rows(table, load_keypoints(keypoints / f"{split}.json").reorder(table.image), params.train)] = True
         joints = predict(system, HandFrames(table, dataset, None, info["input_size"]), batch_size, "cpu")["joints"]
-        splits = (("kept", kept),) if split == "train" else (("all", np.ones_like(kept)), ("kept", kept), ("not kept", ~kept))
-        for name, sel in splits:
+        subsets = (("kept", kept),) if split == "train" else (("all", np.ones_like(kept)), ("kept", kept), ("not kept", ~kept))
+        for name, sel in subsets:
             if sel.sum() >= 8:
                 out.append(agreement_row(f"network: {split}, {name}", joints[sel], table.subset(np.flatnonzero(sel))))
     return out

@@ -56,7 +56,8 @@ def write_oracle_labels(path: Path, table: FrameTable, layer: HandLayer) -> floa
     if table.pose is None or table.shape is None:
         raise ValueError("oracle labels need ground-truth pose and shape (a split with 3D ground truth)")
     codes = ground_truth_codes(layer, table.pose[:, 3:])
-    back = codes.astype(np.float64) @ layer.hand_components.double().cpu().numpy() + layer.hand_mean.double().cpu().numpy()
+    with torch.no_grad():
+        back = layer.finger_pose(torch.as_tensor(codes)).double().cpu().numpy()  # (N, 45)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, image=np.asarray(table.image), pose=codes, shape=np.asarray(table.shape, np.float32))
     return float(np.sqrt(((back - table.pose[:, 3:]) ** 2).mean()))
