@@ -252,17 +252,20 @@ def test_ci_profile_runs_just_the_rows_the_headline_reads(spec):
     exps = plan_experiments(spec, "ci", base=BASE)
     served = {m for e in exps for m in e.members}
     assert spec.headline_rows() <= served and len(spec.headline) >= 5
-    assert {e.name for e in exps} == {"ci-default", "ci-table3-no-ori", "ci-upper-bound", "ci-table4-none",
-                                      "ci-table4-quaternion", "ci-table6-wsl-ground-truth"}
+    assert {e.name for e in exps} == {"ci-default", "ci-table3-all-no-pseudo", "ci-table3-no-ori-no-pseudo",
+                                      "ci-upper-bound", "ci-table4-none", "ci-table4-quaternion",
+                                      "ci-table6-wsl-ground-truth"}
     assert len(plan_experiments(spec, "full", base=BASE)) > len(exps)  # full runs every row
     frames = build_tables(spec, "ci", {}, pd.DataFrame(), base=BASE)
-    assert list(frames["table3"].index) == ["all", "no_ori", "upper_bound"] and "table7" not in frames
+    assert list(frames["table3"].index) == ["all", "all_no_pseudo", "no_ori_no_pseudo", "upper_bound"]
+    assert "table7" not in frames
 
 
 def test_headline_verdicts_pair_rows_and_read_the_mean_pose_comparison(spec):
     results = _fake_results(spec, True, "ci")
     # the rows the headline compares: the first better, frame by frame (lower error, higher AUC and ACC below)
-    better = {("table3", "all"): 1.0, ("table3", "no_ori"): 1.2, ("table3", "upper_bound"): 0.9,
+    better = {("table3", "all"): 1.0, ("table3", "all_no_pseudo"): 1.4, ("table3", "no_ori_no_pseudo"): 1.6,
+              ("table3", "upper_bound"): 0.9,
               ("table6", "ssl_mediapipe"): 0.8, ("table6", "wsl_ground_truth"): 0.7,
               ("table5", "quaternion"): 1.0, ("table5", "none"): 1.5}
     cols = {"table3": "pa_mpjpe_cm", "table6": "auc_j", "table5": "acc_mm_frame2"}
@@ -279,7 +282,8 @@ def test_headline_verdicts_pair_rows_and_read_the_mean_pose_comparison(spec):
     json.dumps(checks, allow_nan=False)
     h = {(c["better"], c["worse"]): c for c in checks["headline"]}
     assert [c["says"] for c in checks["headline"]] == [x.says for x in spec.headline]
-    assert h[("all", "no_ori")]["verdict"] == "held" and h[("all", "no_ori")]["hi"] < 0
+    e_ori = h[("all_no_pseudo", "no_ori_no_pseudo")]
+    assert e_ori["verdict"] == "held" and e_ori["hi"] < 0
     assert h[("ssl_mediapipe", "wsl_ground_truth")]["verdict"] == "held"
     assert h[("quaternion", "none")]["verdict"] == "held"
     assert h[("upper_bound", "all")]["verdict"] == "held"
@@ -332,7 +336,7 @@ def test_every_row_runs_once_per_seed_of_the_profile(spec):
     by_name = {e.name: e for e in three}
     assert "seed" not in by_name["ci-default"].overrides and by_name["ci-default"].seed == 0  # params.yaml's seed
     assert by_name["ci-default-s2"].overrides["seed"] == 2 and by_name["ci-default-s2"].members == by_name["ci-default"].members
-    assert "seed=1" in " ".join(exp_run_args(by_name["ci-table3-no-ori-s1"], spec, "ci", queue=False))
+    assert "seed=1" in " ".join(exp_run_args(by_name["ci-table3-no-ori-no-pseudo-s1"], spec, "ci", queue=False))
     from s2hand.ablations.spec import Profile
     with pytest.raises(ValueError, match="distinct"):
         Profile(seeds=[1, 1])

@@ -82,10 +82,10 @@ def exp_frames(results: dict[str, dict], metrics_files: list[str], cwd: str | Pa
 def prepare_workspace(exps: list[Experiment], spec: Spec, profile: str, cwd: str | Path = ".") -> float:
     """Put the profile into the workspace and `dvc repro` it there (seconds taken).
 
-    The stages declare small `cache: false` reports, which turns DVC's run cache off for them, so a
-    temporary experiment reuses only what the workspace's dvc.lock and the DVC cache hold. After
-    this, every experiment starts from the profile's complete pipeline and reruns only the stages
-    its own overrides touch. The repro is the profile's default experiment's MLflow run (its tags
+    A temporary experiment skips the stages that match the workspace's dvc.lock (and restores
+    from DVC's run cache those an earlier experiment ran with the same inputs). After this,
+    every experiment starts from the profile's complete pipeline and reruns only the stages its
+    own overrides touch. The repro is the profile's default experiment's MLflow run (its tags
     are set for it, then taken out of params.yaml again: no stage reads them). Leaves params.yaml,
     dvc.lock and reports/ at the profile (a CI or scratch clone; `git checkout` resets them)."""
     import yaml
