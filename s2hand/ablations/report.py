@@ -165,23 +165,20 @@ def compare_rows(a: pd.DataFrame | None, b: pd.DataFrame | None, col: Column, pa
     frames without a value dropped), with the sequence-bootstrap interval, and the verdict on
     "a is better than b" (paper_a_better) -> {"diff", "lo", "hi", "groups", "frames", "verdict",
     "reason"} ("reason": why there is no interval, else "")."""
-    out = _unmeasured()
     if a is None or b is None:
-        out["reason"] = "no per-frame values"
-        return out
+        return _unmeasured("no per-frame values")
     if col.key not in a or col.key not in b:
-        out["reason"] = f"no per-frame {col.key}"
-        return out
+        return _unmeasured(f"no per-frame {col.key}")
     keys = KEYS + (["seed"] if "seed" in a and "seed" in b else [])  # several seeds: pair within a seed
     both = a[keys + [col.key]].merge(b[keys + [col.key]], on=keys, suffixes=("_a", "_b")).dropna()
     if both.empty:
-        out["reason"] = "no frames in common"
-        return out
+        return _unmeasured("no frames in common")
     seq = both["seq"].to_numpy().astype(np.int64)
     if "seed" in keys:  # a sequence of one seed's data is not that of another's
         seq = np.where(seq < 0, -1, both["seed"].to_numpy().astype(np.int64) * SEED_STRIDE + seq)
     c = paired_comparison(both[f"{col.key}_a"].to_numpy(), both[f"{col.key}_b"].to_numpy(), seq, level)
     paper_lower = col.lower_is_better == paper_a_better  # the paper says a - b < 0
+    out = _unmeasured()
     out.update({k: c[k] for k in ("diff", "lo", "hi", "groups", "frames")})
     out["verdict"] = verdict(c, paper_lower)
     if c["lo"] is None:
@@ -223,11 +220,10 @@ def mean_pose_check(metrics: dict | None) -> dict:
     """A row against the mean pose: the training stage's own paired comparison on its validation
     frames (the metrics file's "vs_baseline": PA-MPJPE minus the mean pose's, cm) -> compare_rows'
     keys, verdict on "the row is better"."""
-    out = _unmeasured()
     vs = (metrics or {}).get("vs_baseline")
     if not isinstance(vs, dict) or vs.get("diff_cm") is None:
-        out["reason"] = "no comparison with the mean pose in the metrics file"
-        return out
+        return _unmeasured("no comparison with the mean pose in the metrics file")
+    out = _unmeasured()
     out.update(diff=vs["diff_cm"], lo=vs.get("lo_cm"), hi=vs.get("hi_cm"), groups=int(vs.get("groups") or 0),
                frames=int(vs.get("frames") or 0))
     out["verdict"] = verdict(out, paper_lower=True)
